@@ -1,0 +1,7 @@
+// suptok/attention.hpp: causal multi-head attention (MATH.md section 1), forward and backward.
+#pragma once
+
+#include "attention/backward.hpp"
+#include "attention/forward.hpp"
+#include "attention/mask.hpp"
+#include "attention/params.hpp"

@@ -1,0 +1,116 @@
+// suptok/attention/backward.hpp: reference backward of causal multi-head attention.
+//
+// Given dMu = dL/dmu (N, p), returns dL/dU (N, p) and dL/dW for every head. Per head, each line
+// differentiates the forward line quoted beside it (see forward.hpp):
+//   mu  += O W_O^T          ->  dO = dMu W_O (N, d_v),      dW_O = dMu^T O (p, d_v)
+//   O    = a Vv             ->  da = dO Vv^T (N, N),         dVv = a^T dO (N, d_v)
+//   a_ts = softmax_s(l_ts)  ->  dl_ts = a_ts (da_ts - sum_r a_tr da_tr)   (0 outside P(t))
+//   l    = Q K^T / tau      ->  dQ = dl K / tau,             dK = dl^T Q / tau
+//   Q, K, Vv = U W^T        ->  dW_Q = dQ^T U, dW_K = dK^T U, dW_V = dVv^T U,
+//                               dU  += dQ W_Q + dK W_K + dVv W_V
+// The temperature is a fixed hyper-parameter and gets no gradient.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "forward.hpp"
+
+namespace suptok {
+
+template <class S>
+struct attention_gradients {
+  matrix<S> dU;  // (N, p); for a batch, see attention_batch_gradients
+  heads<S> dW;   // same shapes as the heads
+};
+
+template <class S>
+struct attention_batch_gradients {
+  std::vector<matrix<S>> dU;  // one (N_b, p) per sequence
+  heads<S> dW;                // summed over the batch
+};
+
+namespace detail {
+
+// Validates an upstream gradient: same shape as its sequence, finite.
+template <class S>
+void validate_upstream(const Eigen::Ref<const matrix<S>>& dMu, const Eigen::Ref<const matrix<S>>& U,
+                       const std::string& argument) {
+  require_shape(dMu, U.rows(), U.cols(), argument);
+  require_finite(dMu, argument);
+}
+
+template <class S>
+heads<S> zero_like(const heads<S>& hs) {
+  heads<S> z(hs.size());
+  for (std::size_t h = 0; h < hs.size(); ++h) {
+    z[h].W_Q.setZero(hs[h].W_Q.rows(), hs[h].W_Q.cols());
+    z[h].W_K.setZero(hs[h].W_K.rows(), hs[h].W_K.cols());
+    z[h].W_V.setZero(hs[h].W_V.rows(), hs[h].W_V.cols());
+    z[h].W_O.setZero(hs[h].W_O.rows(), hs[h].W_O.cols());
+  }
+  return z;
+}
+
+// Accumulates the gradients of one sequence into dU (N, p) and dW (summed over calls).
+template <class S>
+void attention_backward_accumulate(matrix<S>& dU, heads<S>& dW, const Eigen::Ref<const matrix<S>>& dMu,
+                                   const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
+                                   const attention_params& params) {
+  dU.setZero(U.rows(), U.cols());
+  head_pass<S> pass;
+  for (std::size_t h = 0; h < hs.size(); ++h) {
+    const head<S>& w = hs[h];
+    head_forward<S>(pass, U, w, params);
+    const matrix<S> dO = dMu * w.W_O;                          // (N, d_v)
+    dW[h].W_O.noalias() += dMu.transpose() * pass.O;           // (p, d_v)
+    const matrix<S> dVv = pass.a.transpose() * dO;             // (N, d_v)
+    const matrix<S> da = dO * pass.Vv.transpose();             // (N, N)
+    const vector<S> row_dot = pass.a.cwiseProduct(da).rowwise().sum();  // (N): sum_r a_tr da_tr
+    const matrix<S> dl = pass.a.cwiseProduct(da.colwise() - row_dot);   // (N, N)
+    const matrix<S> dQ = (dl * pass.K) / pass.tau;             // (N, d_k)
+    const matrix<S> dK = (dl.transpose() * pass.Q) / pass.tau; // (N, d_k)
+    dW[h].W_Q.noalias() += dQ.transpose() * U;                 // (d_k, p)
+    dW[h].W_K.noalias() += dK.transpose() * U;                 // (d_k, p)
+    dW[h].W_V.noalias() += dVv.transpose() * U;                // (d_v, p)
+    dU.noalias() += dQ * w.W_Q + dK * w.W_K + dVv * w.W_V;     // (N, p)
+  }
+}
+
+}  // namespace detail
+
+template <class S>
+void attention_backward(cpu, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& hs,
+                        const attention_params& params = {}) {
+  detail::validate_attention<S>(U, hs, params);
+  detail::validate_upstream<S>(dMu, U, "dMu");
+  grads.dW = detail::zero_like(hs);
+  detail::attention_backward_accumulate<S>(grads.dU, grads.dW, dMu, U, hs, params);
+}
+
+template <class S>
+attention_gradients<S> attention_backward(const_ref<S> dMu, const_ref<S> U, const heads<S>& hs,
+                                          const attention_params& params = {}) {
+  attention_gradients<S> grads;
+  attention_backward<S>(cpu{}, grads, dMu, U, hs, params);
+  return grads;
+}
+
+// Batch backward: dMus[b] is the upstream gradient of sequence b; weight gradients are summed.
+template <class S>
+attention_batch_gradients<S> attention_backward_batch(std::type_identity_t<std::span<const matrix<S>>> dMus,
+                                                      std::type_identity_t<std::span<const matrix<S>>> Us,
+                                                      const heads<S>& hs, const attention_params& params = {}) {
+  detail::validate_batch<S>(Us, hs, params);
+  detail::require(dMus.size() == Us.size(), "dMus", "expected ", Us.size(), " gradients, got ", dMus.size());
+  for (std::size_t b = 0; b < Us.size(); ++b)
+    detail::validate_upstream<S>(dMus[b], Us[b], "dMus[" + std::to_string(b) + "]");
+  attention_batch_gradients<S> grads;
+  grads.dU.resize(Us.size());
+  grads.dW = detail::zero_like(hs);
+  for (std::size_t b = 0; b < Us.size(); ++b)
+    detail::attention_backward_accumulate<S>(grads.dU[b], grads.dW, dMus[b], Us[b], hs, params);
+  return grads;
+}
+
+}  // namespace suptok

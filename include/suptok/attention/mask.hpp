@@ -1,0 +1,20 @@
+// suptok/attention/mask.hpp: the causal masks of MATH.md section 1.
+//
+//   mask::strict     P(t) = {s < t}    (token 0 has an empty past; its output is 0)
+//   mask::inclusive  P(t) = {s <= t}   (the usual decoder mask)
+// Positions are 0-based in code (t = 0..N-1); MATH.md counts from 1.
+#pragma once
+
+#include "../core/config.hpp"
+#include "../core/view.hpp"
+
+namespace suptok {
+
+enum class mask { strict, inclusive };
+
+// One past the last position in P(t): the past of t is [0, past_end(t, m)).
+SUPTOK_HD inline index past_end(index t, mask m) { return m == mask::strict ? t : t + 1; }
+
+inline const char* to_string(mask m) { return m == mask::strict ? "strict" : "inclusive"; }
+
+}  // namespace suptok

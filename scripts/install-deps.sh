@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages suptok needs, only those that are missing. Idempotent.
+#   build:  cmake g++ libeigen3-dev
+#   tests:  catch2 libboost-dev libboost-math-dev (multiprecision, autodiff, quadrature)
+#   simd:   libxsimd-dev xtl-dev        bench: libbenchmark-dev
+set -euo pipefail
+packages=(cmake g++ make libeigen3-dev libxsimd-dev xtl-dev libboost-dev libboost-math-dev catch2 libbenchmark-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,95 @@
+// Shared helpers of the test suite: seeded random inputs in any scalar type, central finite
+// differences, error measures in units of epsilon, and the scalar type lists.
+#pragma once
+
+#include <suptok/suptok.hpp>
+#include <suptok/support/autodiff.hpp>
+#include <suptok/support/multiprecision.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <tuple>
+
+namespace suptok::test {
+
+// The scalar types every reference test is instantiated for.
+#define SUPTOK_REAL_SCALARS float, double, long double, suptok::float50
+
+// A matrix of N(0, scale^2) entries drawn in double from a fixed seed and cast to S, so that
+// every scalar type sees the same values.
+template <class S>
+matrix<S> random_matrix(index rows, index cols, std::uint64_t seed, double scale = 1.0) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> normal(0.0, scale);
+  matrix<S> m(rows, cols);
+  for (index r = 0; r < rows; ++r)
+    for (index c = 0; c < cols; ++c) m(r, c) = S(normal(gen));
+  return m;
+}
+
+// H heads of shape (d_k, p), (d_v, p), with entries of standard deviation `scale`.
+template <class S>
+heads<S> random_heads(index H, index p, index d_k, index d_v, std::uint64_t seed, double scale = 0.5) {
+  heads<S> hs(static_cast<std::size_t>(H));
+  for (auto& h : hs) {
+    h.W_Q = random_matrix<S>(d_k, p, seed++, scale);
+    h.W_K = random_matrix<S>(d_k, p, seed++, scale);
+    h.W_V = random_matrix<S>(d_v, p, seed++, scale);
+    h.W_O = random_matrix<S>(p, d_v, seed++, scale);
+  }
+  return hs;
+}
+
+template <class To, class From>
+matrix<To> cast(const matrix<From>& m) {
+  matrix<To> r(m.rows(), m.cols());
+  for (index i = 0; i < m.rows(); ++i)
+    for (index j = 0; j < m.cols(); ++j) r(i, j) = To(m(i, j));
+  return r;
+}
+
+template <class To, class From>
+heads<To> cast(const heads<From>& hs) {
+  heads<To> r(hs.size());
+  for (std::size_t h = 0; h < hs.size(); ++h) {
+    r[h].W_Q = cast<To>(hs[h].W_Q);
+    r[h].W_K = cast<To>(hs[h].W_K);
+    r[h].W_V = cast<To>(hs[h].W_V);
+    r[h].W_O = cast<To>(hs[h].W_O);
+  }
+  return r;
+}
+
+// Central difference of a scalar function f(x) along the entry `x` (modified in place and
+// restored): (f(x + h) - f(x - h)) / (2h). With S = float50 and h = 1e-15 the truncation error is
+// about h^2 = 1e-30 relative and the rounding error about 1e-50 / 1e-15 = 1e-35.
+template <class S, class F>
+S central_difference(S& x, const S& h, F&& f) {
+  const S x0 = x;
+  x = x0 + h;
+  const S fp = f();
+  x = x0 - h;
+  const S fm = f();
+  x = x0;
+  return (fp - fm) / (S(2) * h);
+}
+
+// max |a - b| / max(|b|_max, tiny): a relative error on the scale of the reference b.
+template <class A, class B>
+double max_rel_error(const A& a, const B& b) {
+  double diff = 0, scale = 0;
+  for (index i = 0; i < a.rows(); ++i)
+    for (index j = 0; j < a.cols(); ++j) {
+      diff = std::max(diff, std::abs(to_double(a(i, j)) - to_double(b(i, j))));
+      scale = std::max(scale, std::abs(to_double(b(i, j))));
+    }
+  return diff / std::max(scale, std::numeric_limits<double>::min());
+}
+
+template <class S>
+double epsilon_of() {
+  return to_double(std::numeric_limits<S>::epsilon());
+}
+
+}  // namespace suptok::test
