@@ -52,6 +52,21 @@ heads<S> zero_like(const heads<S>& hs) {
   return z;
 }
 
+// The part of one head's backward that starts at the weights, shared with the Jacobian-block
+// backward (likelihood/jacobian_backward.hpp): given da = dL/da (N, N), adds dL/dW_Q, dL/dW_K to
+// dW and dQ W_Q + dK W_K to dU (N, p).
+template <class S>
+void weights_backward(matrix<S>& dU, head<S>& dW, const matrix<S>& da, const Eigen::Ref<const matrix<S>>& U,
+                      const head<S>& w, const head_pass<S>& pass) {
+  const vector<S> row_dot = pass.a.cwiseProduct(da).rowwise().sum();  // (N): sum_r a_tr da_tr
+  const matrix<S> dl = pass.a.cwiseProduct(da.colwise() - row_dot);   // (N, N)
+  const matrix<S> dQ = (dl * pass.K) / pass.tau;                      // (N, d_k)
+  const matrix<S> dK = (dl.transpose() * pass.Q) / pass.tau;          // (N, d_k)
+  dW.W_Q.noalias() += dQ.transpose() * U;                             // (d_k, p)
+  dW.W_K.noalias() += dK.transpose() * U;                             // (d_k, p)
+  dU.noalias() += dQ * w.W_Q + dK * w.W_K;                            // (N, p)
+}
+
 // Accumulates the gradients of one sequence into dU (N, p) and dW (summed over calls).
 template <class S>
 void attention_backward_accumulate(matrix<S>& dU, heads<S>& dW, const Eigen::Ref<const matrix<S>>& dMu,
@@ -66,14 +81,9 @@ void attention_backward_accumulate(matrix<S>& dU, heads<S>& dW, const Eigen::Ref
     dW[h].W_O.noalias() += dMu.transpose() * pass.O;           // (p, d_v)
     const matrix<S> dVv = pass.a.transpose() * dO;             // (N, d_v)
     const matrix<S> da = dO * pass.Vv.transpose();             // (N, N)
-    const vector<S> row_dot = pass.a.cwiseProduct(da).rowwise().sum();  // (N): sum_r a_tr da_tr
-    const matrix<S> dl = pass.a.cwiseProduct(da.colwise() - row_dot);   // (N, N)
-    const matrix<S> dQ = (dl * pass.K) / pass.tau;             // (N, d_k)
-    const matrix<S> dK = (dl.transpose() * pass.Q) / pass.tau; // (N, d_k)
-    dW[h].W_Q.noalias() += dQ.transpose() * U;                 // (d_k, p)
-    dW[h].W_K.noalias() += dK.transpose() * U;                 // (d_k, p)
     dW[h].W_V.noalias() += dVv.transpose() * U;                // (d_v, p)
-    dU.noalias() += dQ * w.W_Q + dK * w.W_K + dVv * w.W_V;     // (N, p)
+    dU.noalias() += dVv * w.W_V;                               // (N, p)
+    weights_backward<S>(dU, dW[h], da, U, w, pass);
   }
 }
 

@@ -1,0 +1,8 @@
+// suptok/likelihood.hpp: the latent-noise likelihood (MATH.md sections 2 and 6): residuals,
+// Jacobian blocks and their backward, log-determinants, the log-likelihood with gradients, and
+// the sampler.
+#pragma once
+
+#include "likelihood/jacobian.hpp"
+#include "likelihood/jacobian_backward.hpp"
+#include "likelihood/logdet.hpp"
