@@ -5,6 +5,8 @@
 
 #include "test_support.hpp"
 
+#include <suptok/likelihood.hpp>
+
 #include <algorithm>
 #include <string>
 #include <vector>
