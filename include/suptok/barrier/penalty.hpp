@@ -1,0 +1,237 @@
+// suptok/barrier/penalty.hpp: the log-barrier penalty of a sequence, a batch and a layer stack,
+// and its gradients (MATH.md sections 3 and 4), reference path.
+//
+//   b_t      = f(det J_t)                     per token, t = 0..N-1 (0-based), f: policy.hpp
+//   penalty  = mean of b_t over the tokens with a non-trivial J_t:
+//                strict mask     t >= 2   (MATH.md's t >= 3; J_0 = J_1 = I exactly, b = f(1))
+//                inclusive mask  every t  (J_0 = I - sum_h V_h is not trivial)
+//   batch    = mean over all non-trivial tokens of all sequences (pooled, so a sequence weighs
+//              by its number of non-trivial tokens; heads shared by the batch)
+//   layers   = mean over all non-trivial tokens of all layers (pooled, = mean_{layers, t} b_t of
+//              MATH.md section 4); layer l has its own (U_l, heads_l); no propagation between
+//              layers: the user composes them.
+// With no non-trivial token (strict, N <= 2) the mean is empty: the penalty is 0, gradients 0.
+//
+// Gradients: dpenalty/dJ_t = (1/n) db_t/dJ_t (block.hpp) for the counted tokens, then
+// jacobian_blocks_backward (likelihood/jacobian_backward.hpp) to U, W_Q, W_K, W_V, W_O.
+// Under the exact policy b_t = +inf at an infeasible token (det J_t <= 0) makes the penalty +inf;
+// asking for its gradient throws suptok::error naming the sequence and the token.
+// Shapes: U (N, p), heads as attention/params.hpp, J_t (p, p). Cost O(N^2 p^2 H + N p^3).
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../likelihood/jacobian.hpp"
+#include "../likelihood/jacobian_backward.hpp"
+#include "block.hpp"
+
+namespace suptok {
+
+// One layer of a stack: its input sequence and its heads (references: the caller owns them).
+template <class S>
+struct barrier_layer {
+  const matrix<S>& U;   // (N_l, p_l)
+  const heads<S>& hs;
+};
+
+// A penalty value with its gradients G (attention_gradients, attention_batch_gradients, or one
+// attention_gradients per layer).
+template <class S, class G = attention_gradients<S>>
+struct barrier_gradients {
+  S penalty;
+  G grad;
+};
+
+// The first position with a non-trivial J_t: 2 under the strict mask, 0 under the inclusive one.
+inline index first_nontrivial(mask m) { return m == mask::strict ? 2 : 0; }
+
+namespace detail {
+
+// Per-token barrier values and log-determinants of one validated sequence.
+template <class S>
+struct sequence_barrier {
+  std::vector<matrix<S>> J;             // N x (p, p)
+  std::vector<signed_log_det<S>> ld;    // N
+  std::vector<S> b;                     // N
+};
+
+template <class S>
+sequence_barrier<S> sequence_barrier_forward(const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
+                                             const barrier_params& bp, const attention_params& ap) {
+  sequence_barrier<S> r{jacobian_blocks<S>(U, hs, ap), {}, {}};
+  r.ld.reserve(r.J.size());
+  r.b.reserve(r.J.size());
+  for (const matrix<S>& J_t : r.J) {
+    r.ld.push_back(log_det<S>(J_t));
+    r.b.push_back(barrier_from_log_det(r.ld.back(), bp));
+  }
+  return r;
+}
+
+// Number of counted tokens and the sum of their b_t.
+inline index counted_tokens(index N, mask m) {
+  return N > first_nontrivial(m) ? N - first_nontrivial(m) : 0;
+}
+template <class S>
+S counted_sum(const std::vector<S>& b, mask m) {
+  S sum = S(0);
+  for (std::size_t t = static_cast<std::size_t>(first_nontrivial(m)); t < b.size(); ++t) sum += b[t];
+  return sum;
+}
+
+// The gradient of weight * sum_{counted t} b_t with respect to U and the heads of one sequence.
+template <class S>
+attention_gradients<S> sequence_barrier_backward(const sequence_barrier<S>& fw, const S& weight,
+                                                 const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
+                                                 const barrier_params& bp, const attention_params& ap,
+                                                 const std::string& argument) {
+  const index p = U.cols();
+  std::vector<matrix<S>> dJ(fw.J.size(), matrix<S>::Zero(p, p));
+  for (index t = first_nontrivial(ap.causal_mask); t < U.rows(); ++t) {
+    const auto k = static_cast<std::size_t>(t);
+    dJ[k] = weight * barrier_block_backward_unchecked<S>(fw.J[k], fw.ld[k], bp, argument,
+                                                        "token " + std::to_string(t) + " (0-based)");
+  }
+  return jacobian_blocks_backward_unchecked<S>(dJ, U, hs, ap);
+}
+
+// Re-throws a validation error of layer l with the argument prefixed by "layers[l].".
+template <class F>
+void validate_layer(std::size_t l, F&& validate) {
+  try {
+    validate();
+  } catch (const error& e) {
+    const std::string prefix = "layers[" + std::to_string(l) + "].";
+    const std::string what = e.what();
+    const std::string head = "suptok: " + e.argument() + ": ";
+    throw error(prefix + e.argument(), what.compare(0, head.size(), head) == 0 ? what.substr(head.size()) : what);
+  }
+}
+
+template <class S>
+void validate_layers(const std::vector<barrier_layer<S>>& layers, const attention_params& ap) {
+  require(!layers.empty(), "layers", "at least one layer is required");
+  for (std::size_t l = 0; l < layers.size(); ++l)
+    validate_layer(l, [&] { validate_attention<S>(layers[l].U, layers[l].hs, ap); });
+}
+
+}  // namespace detail
+
+// b_t for every token t = 0..N-1 of U (N, p) (trivial tokens included: b = f(1) there).
+template <class S>
+std::vector<S> barrier_per_token(const_ref<S> U, const heads<S>& hs, const barrier_params& bp,
+                            const attention_params& ap = {}) {
+  detail::validate_barrier(bp);
+  detail::validate_attention<S>(U, hs, ap);
+  return detail::sequence_barrier_forward<S>(U, hs, bp, ap).b;
+}
+
+// The penalty of one sequence: mean of b_t over its non-trivial tokens.
+template <class S>
+S barrier_penalty(const_ref<S> U, const heads<S>& hs, const barrier_params& bp, const attention_params& ap = {}) {
+  detail::validate_barrier(bp);
+  detail::validate_attention<S>(U, hs, ap);
+  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
+  if (n == 0) return S(0);
+  return detail::counted_sum<S>(detail::sequence_barrier_forward<S>(U, hs, bp, ap).b, ap.causal_mask) / S(n);
+}
+
+// The penalty of one sequence and its gradients with respect to U and the heads.
+template <class S>
+barrier_gradients<S> barrier_penalty_backward(const_ref<S> U, const heads<S>& hs, const barrier_params& bp,
+                                              const attention_params& ap = {}) {
+  detail::validate_barrier(bp);
+  detail::validate_attention<S>(U, hs, ap);
+  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
+  if (n == 0) return {S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(hs)}};
+  const auto fw = detail::sequence_barrier_forward<S>(U, hs, bp, ap);
+  const S weight = S(1) / S(n);
+  return {detail::counted_sum<S>(fw.b, ap.causal_mask) / S(n),
+          detail::sequence_barrier_backward<S>(fw, weight, U, hs, bp, ap, "U")};
+}
+
+// The penalty of a batch (heads shared): mean over all non-trivial tokens of all sequences.
+template <class S>
+S barrier_penalty_batch(std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs,
+                        const barrier_params& bp, const attention_params& ap = {}) {
+  detail::validate_barrier(bp);
+  detail::validate_batch<S>(Us, hs, ap);
+  index n = 0;
+  S sum = S(0);
+  for (const matrix<S>& U : Us) {
+    n += detail::counted_tokens(U.rows(), ap.causal_mask);
+    sum += detail::counted_sum<S>(detail::sequence_barrier_forward<S>(U, hs, bp, ap).b, ap.causal_mask);
+  }
+  return n == 0 ? S(0) : sum / S(n);
+}
+
+// The batch penalty and its gradients: dU per sequence, dW summed over the batch.
+template <class S>
+barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backward(
+    std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs, const barrier_params& bp,
+    const attention_params& ap = {}) {
+  detail::validate_barrier(bp);
+  detail::validate_batch<S>(Us, hs, ap);
+  index n = 0;
+  for (const matrix<S>& U : Us) n += detail::counted_tokens(U.rows(), ap.causal_mask);
+  barrier_gradients<S, attention_batch_gradients<S>> r{S(0), {{}, detail::zero_like(hs)}};
+  r.grad.dU.reserve(Us.size());
+  const S weight = n == 0 ? S(0) : S(1) / S(n);
+  S sum = S(0);
+  for (std::size_t b = 0; b < Us.size(); ++b) {
+    const auto fw = detail::sequence_barrier_forward<S>(Us[b], hs, bp, ap);
+    sum += detail::counted_sum<S>(fw.b, ap.causal_mask);
+    attention_gradients<S> g =
+        detail::sequence_barrier_backward<S>(fw, weight, Us[b], hs, bp, ap, "Us[" + std::to_string(b) + "]");
+    r.grad.dU.push_back(std::move(g.dU));
+    for (std::size_t h = 0; h < hs.size(); ++h) {
+      r.grad.dW[h].W_Q += g.dW[h].W_Q;
+      r.grad.dW[h].W_K += g.dW[h].W_K;
+      r.grad.dW[h].W_V += g.dW[h].W_V;
+      r.grad.dW[h].W_O += g.dW[h].W_O;
+    }
+  }
+  if (n > 0) r.penalty = sum / S(n);
+  return r;
+}
+
+// The penalty of a layer stack: mean of b_t over all non-trivial tokens of all layers.
+template <class S>
+S barrier_penalty_layers(const std::vector<barrier_layer<S>>& layers, const barrier_params& bp,
+                         const attention_params& ap = {}) {
+  detail::validate_barrier(bp);
+  detail::validate_layers<S>(layers, ap);
+  index n = 0;
+  S sum = S(0);
+  for (const barrier_layer<S>& layer : layers) {
+    n += detail::counted_tokens(layer.U.rows(), ap.causal_mask);
+    sum += detail::counted_sum<S>(detail::sequence_barrier_forward<S>(layer.U, layer.hs, bp, ap).b, ap.causal_mask);
+  }
+  return n == 0 ? S(0) : sum / S(n);
+}
+
+// The layer-stack penalty and, for each layer l, its gradients with respect to U_l and heads_l.
+template <class S>
+barrier_gradients<S, std::vector<attention_gradients<S>>> barrier_penalty_layers_backward(
+    const std::vector<barrier_layer<S>>& layers, const barrier_params& bp, const attention_params& ap = {}) {
+  detail::validate_barrier(bp);
+  detail::validate_layers<S>(layers, ap);
+  index n = 0;
+  for (const barrier_layer<S>& layer : layers) n += detail::counted_tokens(layer.U.rows(), ap.causal_mask);
+  barrier_gradients<S, std::vector<attention_gradients<S>>> r{S(0), {}};
+  r.grad.reserve(layers.size());
+  const S weight = n == 0 ? S(0) : S(1) / S(n);
+  S sum = S(0);
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const auto fw = detail::sequence_barrier_forward<S>(layers[l].U, layers[l].hs, bp, ap);
+    sum += detail::counted_sum<S>(fw.b, ap.causal_mask);
+    r.grad.push_back(detail::sequence_barrier_backward<S>(fw, weight, layers[l].U, layers[l].hs, bp, ap,
+                                                          "layers[" + std::to_string(l) + "].U"));
+  }
+  if (n > 0) r.penalty = sum / S(n);
+  return r;
+}
+
+}  // namespace suptok

@@ -1,0 +1,109 @@
+// suptok/barrier/policy.hpp: the per-token barrier b = f(z), z = det J_t, and its extension
+// policies outside the feasible set (MATH.md section 3).
+//
+//   exact     f(z) = -log z                          (z > 0),  +inf for z <= 0
+//   clamp     f(z) = -log max(z, eps)                          f'(z) = 0 for z < eps
+//   extended  f(z) = -log z                          (z >= z0)
+//             f(z) = -log z0 - (z - z0) / z0         (z <  z0)  the C^1 linear continuation:
+//                                                    finite, convex, f' = -1/z0 pushes back inside
+// The policy is always an explicit argument (barrier_params), never a hidden constant.
+//
+// Numerical caveats: z is never formed where it is not needed. The value is computed from the
+// signed log-determinant (sign, log|det|) of likelihood/logdet.hpp: on the -log z branch
+// (z >= eps, z >= z0) b = -log|det| directly, exact for dets that under/overflow a double; exp is
+// taken only on the linear continuation (z < z0, where z cannot overflow). The branch test
+// z >= z0 is log|det| >= log z0 in Scalar precision; at the switch both branches agree to first
+// order, so a rounding-level misclassification changes b by O(eps^2).
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "../core/error.hpp"
+#include "../core/scalar_traits.hpp"
+#include "../likelihood/logdet.hpp"
+
+namespace suptok {
+
+enum class extension { exact, clamp, extended };
+
+inline const char* to_string(extension e) {
+  return e == extension::exact ? "exact" : e == extension::clamp ? "clamp" : "extended";
+}
+
+// The barrier policy: which extension, and its threshold (eps for clamp, z0 for extended; the
+// other one is ignored but must still be valid).
+struct barrier_params {
+  extension policy = extension::exact;
+  double eps = 1e-8;  // clamp:    b = -log max(det, eps)
+  double z0 = 1e-2;   // extended: linear continuation below det = z0
+};
+
+namespace detail {
+
+inline void validate_barrier(const barrier_params& bp) {
+  require(bp.policy == extension::exact || bp.policy == extension::clamp || bp.policy == extension::extended,
+          "params.policy", "unknown extension policy");
+  require(std::isfinite(bp.eps) && bp.eps > 0, "params.eps", "must be finite and > 0, got ", bp.eps);
+  require(std::isfinite(bp.z0) && bp.z0 > 0, "params.z0", "must be finite and > 0, got ", bp.z0);
+}
+
+// The threshold below which the -log z branch is left: 0 (exact), eps (clamp), z0 (extended).
+inline double barrier_threshold(const barrier_params& bp) {
+  return bp.policy == extension::exact ? 0.0 : bp.policy == extension::clamp ? bp.eps : bp.z0;
+}
+
+// True when z = sign * exp(log_abs) lies on the -log z branch (z > 0 and z >= threshold).
+template <class S>
+bool on_log_branch(const signed_log_det<S>& ld, const barrier_params& bp) {
+  using std::log;
+  if (ld.sign <= 0) return false;
+  return bp.policy == extension::exact || !(ld.log_abs < log(S(barrier_threshold(bp))));
+}
+
+}  // namespace detail
+
+// b = f(z) from the signed log-determinant of J (the form used by the library).
+template <class S>
+S barrier_from_log_det(const signed_log_det<S>& ld, const barrier_params& bp) {
+  using std::log;
+  detail::validate_barrier(bp);
+  if (detail::on_log_branch(ld, bp)) return -ld.log_abs;
+  switch (bp.policy) {
+    case extension::exact:
+      return S(std::numeric_limits<double>::infinity());
+    case extension::clamp:
+      return -log(S(bp.eps));
+    case extension::extended:
+    default: {
+      const S z0 = S(bp.z0);
+      return -log(z0) - (ld.value() - z0) / z0;
+    }
+  }
+}
+
+// b = f(z) for a given determinant z (scalar form, for users who hold z; same branches).
+template <class S>
+S barrier_value(const S& z, const barrier_params& bp) {
+  using std::abs;
+  using std::log;
+  detail::require(is_finite(z), "z", "must be finite, got ", to_double(z));
+  const signed_log_det<S> ld{z > S(0) ? 1 : (z < S(0) ? -1 : 0),
+                             z == S(0) ? S(-std::numeric_limits<double>::infinity()) : log(abs(z))};
+  return barrier_from_log_det(ld, bp);
+}
+
+// f'(z). Exact: -1/z, +inf is not differentiable, so z <= 0 throws (argument "z").
+// Clamp: -1/z for z >= eps, 0 below. Extended: -1/z for z >= z0, -1/z0 below.
+template <class S>
+S barrier_slope(const S& z, const barrier_params& bp) {
+  detail::validate_barrier(bp);
+  detail::require(is_finite(z), "z", "must be finite, got ", to_double(z));
+  detail::require(bp.policy != extension::exact || z > S(0), "z",
+                  "the exact barrier has no derivative at det <= 0, got ", to_double(z));
+  if (!(z < S(detail::barrier_threshold(bp)))) return S(-1) / z;
+  return bp.policy == extension::clamp ? S(0) : S(-1) / S(bp.z0);
+}
+
+}  // namespace suptok
