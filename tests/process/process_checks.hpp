@@ -77,10 +77,13 @@ inline std::string argument_of(const std::function<void()>& f) {
   return "no error";
 }
 
+// max_i |a_i - b_i|, the difference taken in the scalar type of a and b (then reported in double).
 template <class A, class B>
 double max_abs_diff(const A& a, const B& b) {
+  using std::abs;
+  using R = typename A::Scalar;
   double d = 0;
-  for (index i = 0; i < a.size(); ++i) d = std::max(d, std::abs(to_double(a(i)) - to_double(b(i))));
+  for (index i = 0; i < a.size(); ++i) d = std::max(d, to_double(R(abs(R(a(i)) - R(b(i))))));
   return d;
 }
 
