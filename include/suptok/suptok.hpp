@@ -8,3 +8,4 @@
 #include "core/error.hpp"
 #include "core/scalar_traits.hpp"
 #include "core/view.hpp"
+#include "process.hpp"
