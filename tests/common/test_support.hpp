@@ -76,12 +76,17 @@ S central_difference(S& x, const S& h, F&& f) {
 }
 
 // max |a - b| / max(|b|_max, tiny): a relative error on the scale of the reference b.
+// The difference is formed in float50 before rounding to double, so that errors far below
+// double's eps (long double, float50 comparisons) are measured rather than lost.
 template <class A, class B>
 double max_rel_error(const A& a, const B& b) {
+  using TA = typename A::Scalar;
+  using TB = typename B::Scalar;
   double diff = 0, scale = 0;
   for (index i = 0; i < a.rows(); ++i)
     for (index j = 0; j < a.cols(); ++j) {
-      diff = std::max(diff, std::abs(to_double(a(i, j)) - to_double(b(i, j))));
+      const float50 d = float50(scalar_traits<TA>::value(a(i, j))) - float50(scalar_traits<TB>::value(b(i, j)));
+      diff = std::max(diff, std::abs(to_double(d)));
       scale = std::max(scale, std::abs(to_double(b(i, j))));
     }
   return diff / std::max(scale, std::numeric_limits<double>::min());
