@@ -1,0 +1,157 @@
+// suptok/simd/attention_backward.hpp: fused causal attention backward, xsimd fast path (float, double).
+//
+// Same gradients as attention/backward.hpp, computed FlashAttention-2 style from the forward's
+// O and lse (recomputed here: the API takes U and dMu as the reference does). Per head, with
+// Q = U W_Q^T, l = Q K^T / tau and a = exp(l - lse) on P(t):
+//   mu  += O W_O^T          ->  dO = dMu W_O (N, d_v),  dW_O = dMu^T O (p, d_v)     (Eigen)
+//   D_t  = dO_t . O_t       (= sum_r a_tr da_tr, since O_t = sum_r a_tr Vv_r)
+//   per key tile, for every query tile that sees it, recomputing P = exp(l - lse):
+//   O    = a Vv             ->  dV += P^T dO,  dP = dO Vv^T
+//   a    = softmax(l)       ->  dS = P (dP - D)
+//   l    = Q K^T / tau      ->  dQ += dS K / tau,  dK += dS^T Q / tau              (fused)
+//   Q, K, Vv = U W^T        ->  dW = d(Q, K, Vv)^T U,  dU += dQ W_Q + dK W_K + dV W_V  (Eigen)
+// Threads: OpenMP over the key tiles of one head at a time (sequences and heads in turn): a key
+// tile owns its rows of dK and dV; dQ is summed in one (N, d_k) buffer per thread and reduced.
+// Workspace: allocated once per call, O(N (d_k + d_v)) per head plus one dQ buffer per thread.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "../attention/backward.hpp"
+#include "attention_forward.hpp"
+
+namespace suptok {
+namespace detail {
+
+// The extra operands of the backward for one head (padded as in simd_head).
+template <class S>
+struct simd_head_grad {
+  matrix<S> K;   // (n_pad, dk_pad)  K, row-major
+  matrix<S> Vt;  // (d_v, n_pad)     Vv^T
+  matrix<S> dO;  // (N, dv_pad)      dMu W_O
+  vector<S> D;   // (N)              dO_t . O_t
+  matrix<S> dK;  // (n_pad, dk_pad)
+  matrix<S> dV;  // (n_pad, dv_pad)
+  std::vector<matrix<S>> dQ;  // one (N, dk_pad) per thread, of dS K (without 1/tau)
+};
+
+template <class S>
+void simd_prepare_backward(simd_head_grad<S>& g, const simd_head<S>& w, const Eigen::Ref<const matrix<S>>& dMu,
+                           const head<S>& h) {
+  g.K.setZero(w.n_pad, w.dk_pad);
+  g.K.topLeftCorner(w.N, w.d_k) = w.Kt.leftCols(w.N).transpose();  // (N, d_k)
+  g.Vt.setZero(w.d_v, w.n_pad);
+  g.Vt.leftCols(w.N) = w.V.topLeftCorner(w.N, w.d_v).transpose();  // (d_v, N)
+  g.dO.setZero(w.N, w.dv_pad);
+  g.dO.leftCols(w.d_v).noalias() = dMu * h.W_O;  // (N, p) (p, d_v)
+  g.D.resize(w.N);
+  for (index t = 0; t < w.N; ++t)
+    g.D(t) = simd_kernels::dot(g.dO.data() + t * w.dv_pad, w.O.data() + t * w.dv_pad, w.dv_pad);
+  g.dK.setZero(w.n_pad, w.dk_pad);
+  g.dV.setZero(w.n_pad, w.dv_pad);
+  g.dQ.resize(std::size_t(simd_kernels::max_threads()));
+  for (matrix<S>& dQ : g.dQ) dQ.setZero(w.N, w.dk_pad);
+}
+
+// Key tile [k0, k0 + simd_tile) of one head: its rows of dK and dV, and dS K into dQ (N, dk_pad).
+template <class S>
+void simd_backward_tile(simd_head_grad<S>& g, S* dQ, const simd_head<S>& w, index k0, mask m, simd_scratch<S>& sc) {
+  namespace k = simd_kernels;
+  constexpr index T = simd_tile;
+  const index kn = std::min(T, w.N - k0);
+  const index kw = k::round_up(kn, k::block_width<S>);
+  sc.P.resize(T, T);
+  sc.dP.resize(T, T);
+  S* P = sc.P.data();
+  S* dS = sc.dP.data();
+  S* dK = g.dK.data() + k0 * w.dk_pad;  // (kw, dk_pad), owned by this tile
+  S* dV = g.dV.data() + k0 * w.dv_pad;  // (kw, dv_pad), owned by this tile
+  const index t_first = m == mask::strict ? k0 + 1 : k0;  // first query whose past reaches key k0
+  for (index q0 = t_first / T * T; q0 < w.N; q0 += T) {
+    const index rows = std::min(T, w.N - q0);
+    simd_masked_logits(P, w, q0, rows, k0, kw, m);  // (rows, kw)
+    for (index i = 0; i < rows; ++i) {
+      S* p = P + i * T;
+      const index end = std::clamp<index>(past_end(q0 + i, m) - k0, 0, kw);  // unmasked columns [0, end)
+      if (end > 0) k::exp_shift_sum(p, kw, w.lse(q0 + i));                    // P = exp(l - lse)
+      std::fill(p + end, p + kw, S(0));
+    }
+    const S* dO = g.dO.data() + q0 * w.dv_pad;
+    k::gemm_tile<S>(dV, w.dv_pad, P, 1, T, dO, w.dv_pad, kw, rows, w.dv_pad, true);  // (kw, rows) (rows, dv_pad)
+    k::gemm_tile<S>(dS, T, dO, w.dv_pad, 1, g.Vt.data() + k0, w.n_pad, rows, w.d_v, kw, false);  // dP (rows, kw)
+    for (index i = 0; i < rows; ++i) k::mul_shifted(dS + i * T, P + i * T, kw, g.D(q0 + i));   // dS = P (dP - D)
+    k::gemm_tile<S>(dK, w.dk_pad, dS, 1, T, w.Qs.data() + q0 * w.dk_pad, w.dk_pad, kw, rows, w.dk_pad,
+                    true);  // (kw, rows) (rows, dk_pad): dS^T Q / tau
+    k::gemm_tile<S>(dQ + q0 * w.dk_pad, w.dk_pad, dS, T, 1, g.K.data() + k0 * w.dk_pad, w.dk_pad, rows, kw, w.dk_pad,
+                    true);  // (rows, kw) (kw, dk_pad)
+  }
+}
+
+// Accumulates the gradients of one sequence into dU (N, p) and dW, head by head.
+template <class S>
+void simd_backward_sequence(matrix<S>& dU, heads<S>& dW, simd_head<S>& w, simd_head_grad<S>& g,
+                            const Eigen::Ref<const matrix<S>>& dMu, const Eigen::Ref<const matrix<S>>& U,
+                            const heads<S>& hs, const attention_params& params) {
+  dU.setZero(U.rows(), U.cols());
+  for (std::size_t h = 0; h < hs.size(); ++h) {
+    simd_project(w, U, hs[h], params);
+    simd_forward_tiles<S>(std::span(&w, 1), params.causal_mask);
+    simd_prepare_backward(g, w, dMu, hs[h]);
+    const index n_tiles = w.n_pad / simd_tile;
+#pragma omp parallel
+    {
+      simd_scratch<S> sc;
+      S* dQ = g.dQ[std::size_t(simd_kernels::thread_id())].data();
+#pragma omp for schedule(dynamic, 1)
+      for (index kt = 0; kt < n_tiles; ++kt) simd_backward_tile(g, dQ, w, kt * simd_tile, params.causal_mask, sc);
+    }
+    for (std::size_t i = 1; i < g.dQ.size(); ++i) g.dQ[0] += g.dQ[i];
+    const matrix<S> dQ = g.dQ[0].leftCols(w.d_k) / w.tau;  // (N, d_k)
+    const auto dK = g.dK.topLeftCorner(w.N, w.d_k);        // (N, d_k)
+    const auto dV = g.dV.topLeftCorner(w.N, w.d_v);        // (N, d_v)
+    dW[h].W_O.noalias() += dMu.transpose() * w.O.leftCols(w.d_v);  // (p, d_v)
+    dW[h].W_Q.noalias() += dQ.transpose() * U;                      // (d_k, p)
+    dW[h].W_K.noalias() += dK.transpose() * U;                      // (d_k, p)
+    dW[h].W_V.noalias() += dV.transpose() * U;                      // (d_v, p)
+    dU.noalias() += dQ * hs[h].W_Q;                                  // (N, p)
+    dU.noalias() += dK * hs[h].W_K;
+    dU.noalias() += dV * hs[h].W_V;
+  }
+}
+
+}  // namespace detail
+
+// Fused backward: dL/dU and dL/dW for the upstream gradient dMu (N, p). Validation as the reference.
+template <class S>
+void attention_backward(simd, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& hs,
+                        const attention_params& params = {}) {
+  detail::simd_require_scalar<S>();
+  detail::validate_attention<S>(U, hs, params);
+  detail::validate_upstream<S>(dMu, U, "dMu");
+  grads.dW = detail::zero_like(hs);
+  detail::simd_head<S> w;
+  detail::simd_head_grad<S> g;
+  detail::simd_backward_sequence<S>(grads.dU, grads.dW, w, g, dMu, U, hs, params);
+}
+
+// Batch backward: dMus[b] is the upstream gradient of sequence b; weight gradients are summed.
+template <class S>
+void attention_backward_batch(simd, attention_batch_gradients<S>& grads,
+                              std::type_identity_t<std::span<const matrix<S>>> dMus,
+                              std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs,
+                              const attention_params& params = {}) {
+  detail::simd_require_scalar<S>();
+  detail::validate_batch<S>(Us, hs, params);
+  detail::require(dMus.size() == Us.size(), "dMus", "expected ", Us.size(), " gradients, got ", dMus.size());
+  for (std::size_t b = 0; b < Us.size(); ++b)
+    detail::validate_upstream<S>(dMus[b], Us[b], "dMus[" + std::to_string(b) + "]");
+  grads.dU.resize(Us.size());
+  grads.dW = detail::zero_like(hs);
+  detail::simd_head<S> w;
+  detail::simd_head_grad<S> g;
+  for (std::size_t b = 0; b < Us.size(); ++b)
+    detail::simd_backward_sequence<S>(grads.dU[b], grads.dW, w, g, dMus[b], Us[b], hs, params);
+}
+
+}  // namespace suptok

@@ -1,0 +1,209 @@
+// suptok/simd/attention_forward.hpp: fused causal attention forward, xsimd fast path (float, double).
+//
+// Same maths as attention/forward.hpp (MATH.md section 1), per head h and sequence b:
+//   Q = U W_Q^T / tau (N, d_k), K = U W_K^T (N, d_k), Vv = U W_V^T (N, d_v)   (Eigen GEMMs)
+//   O_t = sum_{s in P(t)} exp(l_ts - lse_t) Vv_s,  l_ts = Q_t . K_s           (fused kernel)
+//   mu += O W_O^T                                                            (Eigen GEMM)
+// The fused kernel walks query tiles x key tiles of simd_tile = 64 with an online softmax:
+// per row the running maximum m_t and sum l_t; a new tile with maximum m' rescales the running
+// output and sum by exp(m_t - m') (FlashAttention). The (N, N) weights are never formed; key tiles
+// past a query tile's last key are skipped, the diagonal tile is masked with -inf.
+// Outputs: mu (N, p) and lse[h] (N) (-inf for an empty past, whose output row is 0, never NaN);
+// attention_output::weights stays empty (the simd overloads have no keep_weights parameter).
+// Workspace: allocated once per call (padded Q, K^T, Vv, O per head and sequence, O(N d)), plus
+// O(simd_tile (simd_tile + d_v)) scratch per thread; nothing is allocated inside the tile loops.
+// Threads: OpenMP over (sequence, head, query tile) tasks, largest first (OMP_NUM_THREADS).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include "../attention/forward.hpp"
+#include "kernels.hpp"
+
+namespace suptok {
+namespace detail {
+
+// Queries per query tile = keys per key tile; a multiple of every block_width.
+inline constexpr index simd_tile = 64;
+
+// One head on one sequence: the padded operands of the fused kernels and the forward's results.
+template <class S>
+struct simd_head {
+  index N = 0, d_k = 0, d_v = 0;
+  index n_pad = 0, dk_pad = 0, dv_pad = 0;  // N rounded up to simd_tile, d_k and d_v to block_width
+  S tau = S(1);
+  matrix<S> Qs;   // (N, dk_pad)     Q / tau, zero padding columns
+  matrix<S> Kt;   // (d_k, n_pad)    K^T, zero padding columns
+  matrix<S> V;    // (n_pad, dv_pad) Vv, zero padding
+  matrix<S> O;    // (N, dv_pad)     output of the head, zero padding columns
+  vector<S> lse;  // (N)
+};
+
+// Per-thread scratch tiles, sized on first use.
+template <class S>
+struct simd_scratch {
+  matrix<S> P;    // (simd_tile, simd_tile): logits, then probabilities
+  matrix<S> dP;   // (simd_tile, simd_tile): backward only
+  matrix<S> acc;  // (simd_tile, dv_pad): running output of a query tile
+};
+
+template <class S>
+void simd_project(simd_head<S>& w, const Eigen::Ref<const matrix<S>>& U, const head<S>& h,
+                  const attention_params& params) {
+  using simd_kernels::block_width;
+  using simd_kernels::round_up;
+  w.N = U.rows();
+  w.d_k = h.d_k();
+  w.d_v = h.d_v();
+  w.n_pad = round_up(w.N, simd_tile);
+  w.dk_pad = round_up(w.d_k, block_width<S>);
+  w.dv_pad = round_up(w.d_v, block_width<S>);
+  w.tau = temperature_of(h, params);
+  w.Qs.setZero(w.N, w.dk_pad);
+  w.Qs.leftCols(w.d_k).noalias() = U * h.W_Q.transpose();  // (N, d_k)
+  w.Qs.leftCols(w.d_k) *= S(1) / w.tau;
+  w.Kt.setZero(w.d_k, w.n_pad);
+  w.Kt.leftCols(w.N).noalias() = h.W_K * U.transpose();    // (d_k, N)
+  w.V.setZero(w.n_pad, w.dv_pad);
+  w.V.topLeftCorner(w.N, w.d_v).noalias() = U * h.W_V.transpose();  // (N, d_v)
+  w.O.resize(w.N, w.dv_pad);
+  w.lse.resize(w.N);
+}
+
+// Logits of query rows [q0, q0 + rows) against keys [k0, k0 + kw) into P (rows, kw), row stride
+// simd_tile; entries outside the causal past are set to -inf.
+template <class S>
+void simd_masked_logits(S* P, const simd_head<S>& w, index q0, index rows, index k0, index kw, mask m) {
+  simd_kernels::gemm_tile<S>(P, simd_tile, w.Qs.data() + q0 * w.dk_pad, w.dk_pad, 1, w.Kt.data() + k0, w.n_pad,
+                             rows, w.d_k, kw, false);  // (rows, d_k) (d_k, kw)
+  for (index i = 0; i < rows; ++i) {
+    const index end = std::max<index>(past_end(q0 + i, m) - k0, 0);  // unmasked columns [0, end)
+    std::fill(P + i * simd_tile + std::min(end, kw), P + i * simd_tile + kw, -std::numeric_limits<S>::infinity());
+  }
+}
+
+// The fused forward of query tile [q0, q0 + simd_tile) of one head: fills w.O and w.lse rows.
+template <class S>
+void simd_forward_tile(simd_head<S>& w, index q0, mask m, simd_scratch<S>& sc) {
+  namespace k = simd_kernels;
+  using std::exp;
+  using std::log;
+  constexpr index T = simd_tile;
+  constexpr S minus_inf = -std::numeric_limits<S>::infinity();
+  const index rows = std::min(T, w.N - q0);
+  const index keys = past_end(q0 + rows - 1, m);  // the tile needs keys [0, keys)
+  sc.P.resize(T, T);
+  sc.acc.setZero(T, w.dv_pad);
+  S* P = sc.P.data();
+  S* acc = sc.acc.data();
+  S row_m[T], row_l[T];  // running maximum and sum of each row
+  std::fill(row_m, row_m + T, minus_inf);
+  std::fill(row_l, row_l + T, S(0));
+  for (index k0 = 0; k0 < keys; k0 += T) {
+    const index kn = std::min(T, keys - k0);
+    const index kw = k::round_up(kn, k::block_width<S>);
+    simd_masked_logits(P, w, q0, rows, k0, kw, m);  // (rows, kw)
+    for (index i = 0; i < rows; ++i) {
+      S* p = P + i * T;
+      const S mx = std::max(row_m[i], k::row_max(p, kw));
+      if (mx == minus_inf) {  // no key of row i so far
+        std::fill(p, p + kw, S(0));
+        continue;
+      }
+      const S alpha = exp(row_m[i] - mx);  // 0 on the row's first keys
+      row_l[i] = row_l[i] * alpha + k::exp_shift_sum(p, kw, mx);
+      if (alpha != S(1)) k::scale(acc + i * w.dv_pad, w.dv_pad, alpha);
+      row_m[i] = mx;
+    }
+    k::gemm_tile<S>(acc, w.dv_pad, P, T, 1, w.V.data() + k0 * w.dv_pad, w.dv_pad, rows, kn, w.dv_pad,
+                    true);  // (rows, kn) (kn, dv_pad)
+  }
+  for (index i = 0; i < rows; ++i) {
+    S* o = w.O.data() + (q0 + i) * w.dv_pad;
+    if (row_l[i] == S(0)) {  // empty past: output 0, lse -inf
+      std::fill(o, o + w.dv_pad, S(0));
+      w.lse(q0 + i) = minus_inf;
+      continue;
+    }
+    const S inv = S(1) / row_l[i];
+    for (index c = 0; c < w.dv_pad; ++c) o[c] = acc[i * w.dv_pad + c] * inv;
+    w.lse(q0 + i) = row_m[i] + log(row_l[i]);
+  }
+}
+
+// Runs every query tile of every projected head, largest tiles first, on the OpenMP threads.
+template <class S>
+void simd_forward_tiles(std::span<simd_head<S>> ws, mask m) {
+  struct task {
+    index head, q0;
+  };
+  std::vector<task> tasks;
+  for (std::size_t i = 0; i < ws.size(); ++i)
+    for (index q0 = 0; q0 < ws[i].N; q0 += simd_tile) tasks.push_back({index(i), q0});
+  std::stable_sort(tasks.begin(), tasks.end(), [](const task& a, const task& b) { return a.q0 > b.q0; });
+  const index n_tasks = index(tasks.size());
+#pragma omp parallel
+  {
+    simd_scratch<S> sc;
+#pragma omp for schedule(dynamic, 1)
+    for (index t = 0; t < n_tasks; ++t) simd_forward_tile(ws[tasks[t].head], tasks[t].q0, m, sc);
+  }
+}
+
+// The fused forward on validated arguments: outs[b] for sequence Us[b].
+template <class S>
+void simd_forward_unchecked(std::span<attention_output<S>> outs, std::span<const Eigen::Ref<const matrix<S>>> Us,
+                            const heads<S>& hs, const attention_params& params) {
+  const index B = index(Us.size()), H = index(hs.size());
+  std::vector<simd_head<S>> ws(B * H);  // head h of sequence b at b * H + h
+#pragma omp parallel for schedule(dynamic, 1)
+  for (index bh = 0; bh < B * H; ++bh) simd_project(ws[bh], Us[bh / H], hs[bh % H], params);
+  simd_forward_tiles<S>(ws, params.causal_mask);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (index b = 0; b < B; ++b) {
+    attention_output<S>& out = outs[b];
+    out.mu.setZero(Us[b].rows(), Us[b].cols());
+    out.lse.resize(H);
+    out.weights.clear();
+    for (index h = 0; h < H; ++h) {
+      const simd_head<S>& w = ws[b * H + h];
+      out.mu.noalias() += w.O.leftCols(w.d_v) * hs[h].W_O.transpose();  // (N, d_v) (d_v, p)
+      out.lse[h] = w.lse;
+    }
+  }
+}
+
+template <class S>
+void simd_require_scalar() {
+  static_assert(simd_kernels::supported_scalar<S>, "suptok::simd backend: Scalar must be float or double");
+}
+
+}  // namespace detail
+
+// Fused forward into `out` (mu and lse; weights left empty). Validation as the reference.
+template <class S>
+void attention_forward(simd, attention_output<S>& out, const_ref<S> U, const heads<S>& hs,
+                       const attention_params& params = {}) {
+  detail::simd_require_scalar<S>();
+  detail::validate_attention<S>(U, hs, params);
+  const std::vector<Eigen::Ref<const matrix<S>>> Us{U};
+  detail::simd_forward_unchecked<S>(std::span(&out, 1), Us, hs, params);
+}
+
+// Batch forward: outs[b] for sequence Us[b] (lengths may differ); validated as the reference.
+template <class S>
+void attention_forward_batch(simd, std::vector<attention_output<S>>& outs,
+                             std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs,
+                             const attention_params& params = {}) {
+  detail::simd_require_scalar<S>();
+  detail::validate_batch<S>(Us, hs, params);
+  const std::vector<Eigen::Ref<const matrix<S>>> refs(Us.begin(), Us.end());
+  outs.resize(Us.size());
+  detail::simd_forward_unchecked<S>(outs, refs, hs, params);
+}
+
+}  // namespace suptok

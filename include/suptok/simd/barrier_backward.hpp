@@ -1,0 +1,231 @@
+// suptok/simd/barrier_backward.hpp: gradients of the log-barrier penalty, xsimd fast path
+// (float, double). Same gradients as barrier_penalty_backward of barrier/penalty.hpp.
+//
+// Each line differentiates the forward line of simd/barrier_forward.hpp quoted beside it:
+//   b_t = f(det J_t)                 ->  dJ_t = weight * db/dJ (barrier/block.hpp, every policy)
+//   J_t -= V M_t                     ->  dV -= dJ_t M_t^T,  dM = -V^T dJ_t
+//   M_t = C_t A                      ->  dC = dM A^T,  dA += C_t dM
+//   M_t += a_tt I + a_tt d h^T       ->  e_t := da_tt = tr dM + d . dM h,  dd = a_tt dM h,
+//        (inclusive; d = x_t - m1,        dh = a_tt dM^T d,  dA += dh u_t^T,  du_t += A^T dh + dd,
+//         h = A u_t)                      dm1 -= dd
+//   C_t = m2 - m1 m1^T               ->  dm2 = dC,  dm1 -= (dC + dC^T) m1
+//   [m2, m1] = sum_s a_ts X_s        ->  da_ts = <R_t, X_s>,  R_t := [w_ij (i <= j), dm1] with
+//                                        w_ii = dC_ii, w_ij = dC_ij + dC_ji (packed like X_s);
+//                                        E_s := sum_t a_ts R_t,  dx_s = Sym(E_s) x_s + E_s[m1 part]
+//                                        (Sym_ij = w_ij, Sym_ii = 2 w_ii: (dm2 + dm2^T) x_s)
+//   a = softmax(l)                   ->  dl_ts = a_ts (da_ts - D_t),  D_t = <R_t, [m2_t, m1_t]> + a_tt e_t
+//                                        (+ a_tt e_t at s = t, inclusive)
+//   l = Q K^T / tau, Q, K = U W^T    ->  dQ, dK, dW_Q, dW_K, dU as attention/backward.hpp
+//   A = W_K^T W_Q / tau, V = W_O W_V ->  dW_Q += W_K dA / tau, dW_K += W_Q dA^T / tau,
+//                                        dW_O += dV W_V^T, dW_V += W_O^T dV
+// The centre c of the keys is a constant: C_t does not depend on it. The three (N, N)-sized
+// products (da = R X^T, E = a^T R, and dl's dQ, dK) are the fused key-tile kernel of
+// simd/attention_backward.hpp with X as the values and R as the upstream output gradient: no
+// (N, N) matrix is formed. Workspace O(N p^2) per head (barrier_workspace_bytes).
+// Threads: OpenMP over tokens and over key tiles (as simd/attention_backward.hpp).
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "attention_backward.hpp"
+#include "barrier_forward.hpp"
+
+namespace suptok {
+namespace detail {
+
+// dJ_t (N p, p) = weight * db_t/dJ_t for the counted tokens, 0 for the others.
+template <class S>
+matrix<S> simd_barrier_block_gradients(const simd_barrier_pass<S>& ps, const S& weight, const barrier_params& bp,
+                                       mask m, const std::string& argument) {
+  const index p = ps.p, first = first_nontrivial(m);
+  auto where = [](index t) { return "token " + std::to_string(t) + " (0-based)"; };
+  for (index t = first; t < ps.N; ++t)  // the exact policy's error, thrown outside the threads
+    if (bp.policy == extension::exact && !on_log_branch(ps.ld[std::size_t(t)], bp))
+      barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], bp, argument, where(t));
+  matrix<S> dJ = matrix<S>::Zero(ps.N * p, p);
+#pragma omp parallel for schedule(static)
+  for (index t = first; t < ps.N; ++t)
+    dJ.middleRows(t * p, p) =
+        weight * barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], bp, argument,
+                                                     where(t));
+  return dJ;
+}
+
+// Per-token backward of head h: R_t into g.dO, D_t into g.D, the inclusive a_tt e_t into ae, the
+// direct terms of du_t into dU, and dA, dV (p, p).
+template <class S>
+void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>& dU, matrix<S>& dA, matrix<S>& dV,
+                                 const matrix<S>& dJ, const simd_barrier_pass<S>& ps, std::size_t h,
+                                 const Eigen::Ref<const matrix<S>>& U, mask m) {
+  const index N = ps.N, p = ps.p, W = ps.W;
+  const simd_head<S>& w = ps.ws[h];
+  const matrix<S>& A = ps.A[h];
+  g.dO.setZero(N, W);
+  g.D.resize(N);
+  ae.setZero(N);
+  dA.setZero(p, p);
+  dV.setZero(p, p);
+#pragma omp parallel
+  {
+    simd_token<S> k;
+    matrix<S> dM(p, p), dC(p, p), dA_t = matrix<S>::Zero(p, p), dV_t = matrix<S>::Zero(p, p);
+    vector<S> dm1(p);
+#pragma omp for schedule(static)
+    for (index t = 0; t < N; ++t) {
+      const auto dJ_t = dJ.middleRows(t * p, p);
+      simd_token_moment(k, ps, w, A, U, t, m);
+      dV_t.noalias() -= dJ_t * k.M.transpose();     // J_t -= V M_t
+      dM.noalias() = -(ps.V[h].transpose() * dJ_t);
+      dC.noalias() = dM * A.transpose();            // M_t = C_t A
+      dA_t.noalias() += k.C * dM;
+      const Eigen::Map<const vector<S>> m1(w.O.data() + t * W + p * (p + 1) / 2, p);
+      dm1.noalias() = -(dC * m1);                   // C = m2 - m1 m1^T
+      dm1.noalias() -= dC.transpose() * m1;
+      if (m == mask::inclusive) {                   // M_t += a_tt I + a_tt d h^T
+        const vector<S> dMh = dM * k.hv;            // (p)
+        ae(t) = k.a_tt * (dM.trace() + k.d.dot(dMh));
+        const vector<S> dh = k.a_tt * (dM.transpose() * k.d);  // (p)
+        dA_t.noalias() += dh * U.row(t);
+        dU.row(t).noalias() += (A.transpose() * dh + k.a_tt * dMh).transpose();
+        dm1 -= k.a_tt * dMh;
+      }
+      S* r = g.dO.data() + t * W;                   // R_t = [w_ij (i <= j), dm1]
+      for (index i = 0; i < p; ++i) {
+        *r++ = dC(i, i);
+        for (index j = i + 1; j < p; ++j) *r++ = dC(i, j) + dC(j, i);
+      }
+      for (index i = 0; i < p; ++i) *r++ = dm1(i);
+      g.D(t) = simd_kernels::dot(g.dO.data() + t * W, w.O.data() + t * W, W) + ae(t);
+    }
+#pragma omp critical
+    {
+      dA += dA_t;
+      dV += dV_t;
+    }
+  }
+}
+
+// The fused key-tile kernel of simd/attention_backward.hpp on head h: E = a^T R into g.dV,
+// g.dK = dl^T Q / tau and dl K into the per-thread g.dQ, summed into g.dQ[0].
+template <class S>
+void simd_barrier_key_tiles(simd_head_grad<S>& g, const simd_barrier_pass<S>& ps, const simd_head<S>& w, mask m) {
+  g.K.setZero(w.n_pad, w.dk_pad);
+  g.K.topLeftCorner(w.N, w.d_k) = w.Kt.leftCols(w.N).transpose();  // (N, d_k)
+  g.Vt = ps.X.transpose();                                          // (W, n_pad)
+  g.dK.setZero(w.n_pad, w.dk_pad);
+  g.dV.setZero(w.n_pad, ps.W);
+  g.dQ.resize(std::size_t(simd_kernels::max_threads()));
+  for (matrix<S>& dQ : g.dQ) dQ.setZero(w.N, w.dk_pad);
+  const index n_tiles = w.n_pad / simd_tile;
+#pragma omp parallel
+  {
+    simd_scratch<S> sc;
+    S* dQ = g.dQ[std::size_t(simd_kernels::thread_id())].data();
+#pragma omp for schedule(dynamic, 1)
+    for (index kt = 0; kt < n_tiles; ++kt) simd_backward_tile(g, dQ, w, kt * simd_tile, m, sc);
+  }
+  for (std::size_t i = 1; i < g.dQ.size(); ++i) g.dQ[0] += g.dQ[i];
+}
+
+// The gradient of weight * sum_{counted t} b_t of one validated sequence into dU (N, p) and dW
+// (accumulated over calls).
+template <class S>
+void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_barrier_pass<S>& ps,
+                                    const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs, const S& weight,
+                                    const barrier_params& bp, const attention_params& ap,
+                                    const std::string& argument) {
+  const index N = U.rows(), p = U.cols(), W = ps.W;
+  const mask m = ap.causal_mask;
+  simd_barrier_forward_sequence<S>(ps, U, hs, bp, ap, true);
+  sum = counted_sum<S>(ps.b, m);
+  dU.setZero(N, p);
+  const matrix<S> dJ = simd_barrier_block_gradients<S>(ps, weight, bp, m, argument);  // (N p, p)
+  simd_head_grad<S> g;
+  vector<S> ae;  // (N) inclusive: a_tt e_t
+  matrix<S> dA, dV;
+  for (std::size_t h = 0; h < hs.size(); ++h) {
+    const simd_head<S>& w = ps.ws[h];
+    simd_barrier_token_backward(g, ae, dU, dA, dV, dJ, ps, h, U, m);
+    simd_barrier_key_tiles(g, ps, w, m);
+    matrix<S> dQ = g.dQ[0].leftCols(w.d_k) / w.tau;  // (N, d_k)
+    matrix<S> dK = g.dK.topLeftCorner(N, w.d_k);      // (N, d_k)
+    if (m == mask::inclusive)                         // dl_tt += a_tt e_t
+      for (index t = 0; t < N; ++t) {
+        dQ.row(t) += (ae(t) / w.tau) * w.Kt.col(t).transpose();
+        dK.row(t) += ae(t) * w.Qs.row(t).head(w.d_k);
+      }
+    dW[h].W_Q.noalias() += dQ.transpose() * U;  // (d_k, p)
+    dW[h].W_K.noalias() += dK.transpose() * U;  // (d_k, p)
+    dU.noalias() += dQ * hs[h].W_Q + dK * hs[h].W_K;
+    // dx_s = Sym(E_s) x_s + E_s[m1 part]
+#pragma omp parallel for schedule(static)
+    for (index s = 0; s < N; ++s) {
+      const S* E = g.dV.data() + s * W;
+      const S* x = ps.Xc.data() + s * p;
+      S* du = dU.data() + s * p;
+      for (index i = 0; i < p; ++i) {
+        du[i] += S(2) * *E * x[i];
+        ++E;
+        for (index j = i + 1; j < p; ++j, ++E) {
+          du[i] += *E * x[j];
+          du[j] += *E * x[i];
+        }
+      }
+      for (index i = 0; i < p; ++i) du[i] += E[i];
+    }
+    // A = W_K^T W_Q / tau, V = W_O W_V
+    dW[h].W_Q.noalias() += (hs[h].W_K * dA) / w.tau;
+    dW[h].W_K.noalias() += (hs[h].W_Q * dA.transpose()) / w.tau;
+    dW[h].W_O.noalias() += dV * hs[h].W_V.transpose();
+    dW[h].W_V.noalias() += hs[h].W_O.transpose() * dV;
+  }
+}
+
+}  // namespace detail
+
+// The penalty of one sequence and its gradients with respect to U and the heads.
+template <class S>
+barrier_gradients<S> barrier_penalty_backward(simd, const_ref<S> U, const heads<S>& hs, const barrier_params& bp,
+                                              const attention_params& ap = {}) {
+  detail::simd_require_scalar<S>();
+  detail::validate_barrier(bp);
+  detail::validate_attention<S>(U, hs, ap);
+  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
+  barrier_gradients<S> r{S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(hs)}};
+  if (n == 0) return r;
+  detail::simd_barrier_pass<S> ps;
+  S sum = S(0);
+  detail::simd_barrier_backward_sequence<S>(sum, r.grad.dU, r.grad.dW, ps, U, hs, S(1) / S(n), bp, ap, "U");
+  r.penalty = sum / S(n);
+  return r;
+}
+
+// The batch penalty and its gradients: dU per sequence, dW summed over the batch.
+template <class S>
+barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backward(
+    simd, std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs, const barrier_params& bp,
+    const attention_params& ap = {}) {
+  detail::simd_require_scalar<S>();
+  detail::validate_barrier(bp);
+  detail::validate_batch<S>(Us, hs, ap);
+  index n = 0;
+  for (const matrix<S>& U : Us) n += detail::counted_tokens(U.rows(), ap.causal_mask);
+  barrier_gradients<S, attention_batch_gradients<S>> r{S(0), {std::vector<matrix<S>>(Us.size()), detail::zero_like(hs)}};
+  const S weight = n == 0 ? S(0) : S(1) / S(n);
+  S total = S(0);
+  detail::simd_barrier_pass<S> ps;
+  for (std::size_t b = 0; b < Us.size(); ++b) {
+    r.grad.dU[b].setZero(Us[b].rows(), Us[b].cols());
+    if (detail::counted_tokens(Us[b].rows(), ap.causal_mask) == 0) continue;
+    S sum = S(0);
+    detail::simd_barrier_backward_sequence<S>(sum, r.grad.dU[b], r.grad.dW, ps, Us[b], hs, weight, bp, ap,
+                                              "Us[" + std::to_string(b) + "]");
+    total += sum;
+  }
+  if (n > 0) r.penalty = total / S(n);
+  return r;
+}
+
+}  // namespace suptok

@@ -1,0 +1,231 @@
+// suptok/simd/barrier_forward.hpp: the log-barrier penalty, xsimd fast path (float, double).
+//
+// Same values as barrier/penalty.hpp (MATH.md sections 2.1, 2.1b, 2.2, 3). Per head h and query t:
+//   x_s   = u_s - c                    keys centred by the sequence mean c (leaves C_t unchanged)
+//   X_s   = [x_i x_j (i <= j), x]      packed outer product and the key (width >= p(p+1)/2 + p)
+//   [m2_t, m1_t] = sum_{s in P(t)} a_ts X_s       one online-softmax pass: the fused attention
+//                                                 tile of simd/attention_forward.hpp with X as
+//                                                 the values (a GEMM (queries x keys) (keys x W))
+//   C_t   = m2_t - m1_t m1_t^T                                           (p, p) symmetric
+//   M_t   = C_t A_h  [+ a_tt I + a_tt (x_t - m1_t)(A_h u_t)^T, inclusive]  (p, p)
+//   J_t   = I - sum_h V_h M^h_t,   b_t = f(det J_t) from the pivoted LU (likelihood/logdet.hpp,
+//           the extension policy of barrier/policy.hpp)
+// Numerical caveat: C_t = m2 - m1 m1^T cancels when the keys have a large mean relative to their
+// spread; centring by the sequence mean removes a common offset (tests use offset data), but a
+// sequence whose local mean drifts far from its global mean keeps a relative error of about
+// eps |x|^2 / |C| in C_t.
+// Workspace per sequence (barrier_workspace_bytes): X (n_pad, W), the moments (N, W) and the
+// projections of one head (the forward keeps one head at a time; the backward keeps all H), the
+// stacked blocks J (N p, p); O(N p^2), never O(N^2).
+// Threads: OpenMP over the query tiles of a head (simd_forward_tiles) and over tokens.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include <Eigen/LU>
+
+#include "../barrier/penalty.hpp"
+#include "attention_forward.hpp"
+
+namespace suptok {
+namespace detail {
+
+// Width of a packed row [x_i x_j (i <= j), x], padded to the register block.
+template <class S>
+index barrier_width(index p) {
+  return simd_kernels::round_up(p * (p + 1) / 2 + p, simd_kernels::block_width<S>);
+}
+
+// One sequence's forward state.
+template <class S>
+struct simd_barrier_pass {
+  index N = 0, p = 0, W = 0;
+  matrix<S> Xc;                        // (N, p)      centred keys x_s
+  matrix<S> X;                         // (n_pad, W)  packed rows X_s, zero padding
+  std::vector<simd_head<S>> ws;        // one head at a time (forward) or all H (backward); O = moments
+  std::vector<matrix<S>> A, V;         // H x (p, p)
+  matrix<S> J;                         // (N p, p)    J_t = rows [t p, t p + p)
+  std::vector<signed_log_det<S>> ld;   // N
+  std::vector<S> b;                    // N
+};
+
+// The packed rows X_s of the centred keys.
+template <class S>
+void simd_barrier_pack(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U) {
+  const index N = U.rows(), p = U.cols();
+  ps.N = N;
+  ps.p = p;
+  ps.W = barrier_width<S>(p);
+  const Eigen::Matrix<S, 1, Eigen::Dynamic> c = U.colwise().mean();  // (p)
+  ps.Xc = U.rowwise() - c;                                            // (N, p)
+  ps.X.setZero(simd_kernels::round_up(N, simd_tile), ps.W);
+#pragma omp parallel for schedule(static)
+  for (index s = 0; s < N; ++s) {
+    const S* x = ps.Xc.data() + s * p;
+    S* row = ps.X.data() + s * ps.W;
+    for (index i = 0; i < p; ++i)
+      for (index j = i; j < p; ++j) *row++ = x[i] * x[j];
+    for (index i = 0; i < p; ++i) *row++ = x[i];
+  }
+}
+
+// The moments of head hs[h] into w.O (N, W), with w.lse: the fused attention tiles with X as values.
+template <class S>
+void simd_barrier_moments(simd_head<S>& w, simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U,
+                          const head<S>& h, const attention_params& ap) {
+  simd_project(w, U, h, ap);  // Qs, Kt (its values U W_V^T are replaced by X below)
+  w.d_v = w.dv_pad = ps.W;
+  w.O.resize(ps.N, ps.W);
+  w.V.swap(ps.X);
+  simd_forward_tiles<S>(std::span(&w, 1), ap.causal_mask);
+  w.V.swap(ps.X);
+}
+
+// Per-token quantities of head h at query t, shared by the forward and the backward.
+template <class S>
+struct simd_token {
+  matrix<S> C, M;  // (p, p)
+  vector<S> d, hv; // (p)  inclusive: x_t - m1_t and A u_t
+  S a_tt = S(0);   // inclusive: the weight of the query on itself
+};
+
+// C_t and M_t (and the inclusive extras) of head w at token t from its moments.
+template <class S>
+void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const simd_head<S>& w, const matrix<S>& A,
+                       const Eigen::Ref<const matrix<S>>& U, index t, mask m) {
+  using std::exp;
+  const index p = ps.p;
+  const S* m2 = w.O.data() + t * ps.W;
+  const S* m1 = m2 + p * (p + 1) / 2;
+  k.C.resize(p, p);
+  for (index i = 0; i < p; ++i)
+    for (index j = i; j < p; ++j) k.C(i, j) = k.C(j, i) = *m2++ - m1[i] * m1[j];  // C = m2 - m1 m1^T
+  k.M.noalias() = k.C * A;                                                         // (p, p)
+  if (m == mask::inclusive) {
+    k.hv.noalias() = A * U.row(t).transpose();                                     // (p)
+    k.a_tt = exp(k.hv.dot(U.row(t).transpose()) - w.lse(t));                       // l_tt = u_t . A u_t
+    k.d = ps.Xc.row(t).transpose() - Eigen::Map<const vector<S>>(m1, p);           // (p)
+    k.M.noalias() += k.a_tt * k.d * k.hv.transpose();
+    k.M.diagonal().array() += k.a_tt;
+  }
+}
+
+// J_t -= V_h M^h_t for every token of one head (its moments in w.O).
+template <class S>
+void simd_barrier_accumulate(simd_barrier_pass<S>& ps, const simd_head<S>& w, std::size_t h,
+                             const Eigen::Ref<const matrix<S>>& U, mask m) {
+  const index p = ps.p;
+#pragma omp parallel
+  {
+    simd_token<S> k;
+#pragma omp for schedule(static)
+    for (index t = 0; t < ps.N; ++t) {
+      simd_token_moment(k, ps, w, ps.A[h], U, t, m);
+      ps.J.middleRows(t * p, p).noalias() -= ps.V[h] * k.M;  // (p, p)
+    }
+  }
+}
+
+// The forward of one validated sequence: J_t, log det and b_t for every token. keep_heads keeps
+// every head's moments and projections (for the backward); otherwise one head buffer is reused.
+template <class S>
+void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
+                                   const barrier_params& bp, const attention_params& ap, bool keep_heads) {
+  const index N = U.rows(), p = U.cols();
+  simd_barrier_pack(ps, U);
+  ps.ws.resize(keep_heads ? hs.size() : 1);
+  ps.A.resize(hs.size());
+  ps.V.resize(hs.size());
+  ps.J.resize(N * p, p);
+  for (index t = 0; t < N; ++t) ps.J.middleRows(t * p, p).setIdentity();
+  for (std::size_t h = 0; h < hs.size(); ++h) {
+    simd_head<S>& w = ps.ws[keep_heads ? h : 0];
+    simd_barrier_moments(w, ps, U, hs[h], ap);
+    ps.A[h] = logit_matrix(hs[h], w.tau);  // (p, p)
+    ps.V[h] = value_matrix(hs[h]);         // (p, p)
+    simd_barrier_accumulate(ps, w, h, U, ap.causal_mask);
+  }
+  ps.ld.resize(std::size_t(N));
+  ps.b.resize(std::size_t(N));
+#pragma omp parallel for schedule(static)
+  for (index t = 0; t < N; ++t) {
+    ps.ld[std::size_t(t)] = log_det<S>(ps.J.middleRows(t * p, p));
+    ps.b[std::size_t(t)] = barrier_from_log_det(ps.ld[std::size_t(t)], bp);
+  }
+}
+
+}  // namespace detail
+
+// Bytes of the buffers the simd barrier allocates for one sequence of length N (the largest
+// sequence of a batch): the forward, or the forward and backward together (backward = true).
+// Excludes the outputs (b_t, gradients) and Eigen's small per-thread temporaries.
+template <class S>
+std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& hs, bool backward) {
+  using detail::simd_kernels::block_width;
+  using detail::simd_kernels::max_threads;
+  using detail::simd_kernels::round_up;
+  detail::simd_require_scalar<S>();
+  detail::require(N > 0, "N", "must be positive, got ", N);
+  detail::validate_heads(hs, hs.empty() ? 1 : hs[0].p());
+  const index p = hs[0].p(), W = detail::barrier_width<S>(p), n_pad = round_up(N, detail::simd_tile);
+  const index T = detail::simd_tile, threads = max_threads();
+  index n = N * p + n_pad * W + N * p * p;  // Xc, X, J
+  index heads_kept = 0;
+  for (const head<S>& h : hs) {
+    const index dk = round_up(h.d_k(), block_width<S>);
+    // Qs, Kt, the (unused) values U W_V^T, moments, lse; scratch tiles per thread
+    const index one = N * dk + h.d_k() * n_pad + n_pad * round_up(h.d_v(), block_width<S>) + N * W + N +
+                      threads * T * (2 * T + W);
+    // K, X^T, R, D, dK, E, one dQ per thread, dJ
+    const index grad = n_pad * dk + W * n_pad + N * W + N + n_pad * dk + n_pad * W + threads * N * dk + N * p * p;
+    heads_kept = backward ? heads_kept + one + grad : std::max(heads_kept, one);
+  }
+  return std::size_t(n + heads_kept) * sizeof(S);
+}
+
+// b_t for every token t = 0..N-1 of U (N, p), as barrier_per_token of barrier/penalty.hpp.
+template <class S>
+std::vector<S> barrier_per_token(simd, const_ref<S> U, const heads<S>& hs, const barrier_params& bp,
+                                 const attention_params& ap = {}) {
+  detail::simd_require_scalar<S>();
+  detail::validate_barrier(bp);
+  detail::validate_attention<S>(U, hs, ap);
+  detail::simd_barrier_pass<S> ps;
+  detail::simd_barrier_forward_sequence<S>(ps, U, hs, bp, ap, false);
+  return ps.b;
+}
+
+// The penalty of one sequence: mean of b_t over its non-trivial tokens.
+template <class S>
+S barrier_penalty(simd, const_ref<S> U, const heads<S>& hs, const barrier_params& bp, const attention_params& ap = {}) {
+  detail::simd_require_scalar<S>();
+  detail::validate_barrier(bp);
+  detail::validate_attention<S>(U, hs, ap);
+  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
+  if (n == 0) return S(0);
+  detail::simd_barrier_pass<S> ps;
+  detail::simd_barrier_forward_sequence<S>(ps, U, hs, bp, ap, false);
+  return detail::counted_sum<S>(ps.b, ap.causal_mask) / S(n);
+}
+
+// The penalty of a batch (heads shared): mean over all non-trivial tokens of all sequences.
+template <class S>
+S barrier_penalty_batch(simd, std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs,
+                        const barrier_params& bp, const attention_params& ap = {}) {
+  detail::simd_require_scalar<S>();
+  detail::validate_barrier(bp);
+  detail::validate_batch<S>(Us, hs, ap);
+  index n = 0;
+  S sum = S(0);
+  detail::simd_barrier_pass<S> ps;  // buffers reused by the sequences
+  for (const matrix<S>& U : Us) {
+    n += detail::counted_tokens(U.rows(), ap.causal_mask);
+    detail::simd_barrier_forward_sequence<S>(ps, U, hs, bp, ap, false);
+    sum += detail::counted_sum<S>(ps.b, ap.causal_mask);
+  }
+  return n == 0 ? S(0) : sum / S(n);
+}
+
+}  // namespace suptok

@@ -1,0 +1,80 @@
+// simd attention backward against the reference: dU and every dW over the shape sweep, both
+// masks, float and double (and the double reference for float), and a batch of unequal lengths.
+#include "simd_checks.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+
+namespace suptok {  // inside the namespace: `index` would clash with ::index of <strings.h>
+
+namespace {
+
+struct backward_errors {
+  double grad = 0;     // simd vs reference in the same precision, dU and every dW, in eps of S
+  double grad_hi = 0;  // simd vs the double reference (float only)
+  double ref_hi = 0;   // float reference vs the double reference
+};
+
+template <class S>
+void compare_backward(backward_errors& e, index N, index p, index H, mask m, std::uint64_t seed) {
+  const double eps = test::epsilon_of<S>();
+  const matrix<S> U = test::random_matrix<S>(N, p, seed, 1.0);
+  const matrix<S> dMu = test::random_matrix<S>(N, p, seed + 1, 1.0);
+  const heads<S> hs = test::random_heads<S>(H, p, test::sweep_dk(p), test::sweep_dv(p), seed + 2,
+                                            test::sweep_head_scale(p));
+  const attention_params params{m, 0};
+  attention_gradients<S> fast;
+  attention_backward(simd{}, fast, dMu, U, hs, params);
+  const attention_gradients<S> ref = attention_backward<S>(dMu, U, hs, params);
+  e.grad = std::max(e.grad, test::err_eps_gradients(fast.dU, fast.dW, ref.dU, ref.dW, eps));
+  if constexpr (std::is_same_v<S, float>) {
+    const attention_gradients<double> hi = attention_backward<double>(
+        test::cast<double>(dMu), test::cast<double>(U), test::cast<double>(hs), params);
+    e.grad_hi = std::max(e.grad_hi, test::err_eps_gradients(fast.dU, fast.dW, hi.dU, hi.dW, eps));
+    e.ref_hi = std::max(e.ref_hi, test::err_eps_gradients(ref.dU, ref.dW, hi.dU, hi.dW, eps));
+  }
+}
+
+}  // namespace
+
+// Tolerances in eps of S (measure of simd_checks.hpp; measured worst cases in docs/simd.md): the
+// gradients are sums over up to N^2 / 2 products that partly cancel, so both paths carry errors
+// of several tens of eps; k = 64 leaves a margin of 2 to 4 over the measured worst case.
+TEMPLATE_TEST_CASE("simd attention backward matches the reference over the shape sweep", "[simd][backward]", float,
+                   double) {
+  using S = TestType;
+  backward_errors e;
+  std::uint64_t seed = 2000;
+  for (mask m : test::sweep_masks)
+    for (index H : test::sweep_H)
+      for (index p : test::sweep_p)
+        for (index N : test::sweep_N) compare_backward<S>(e, N, p, H, m, seed += 10);
+  std::printf("simd backward <%s>: %.2f eps; vs double: simd %.2f eps, reference %.2f eps\n",
+              sizeof(S) == 4 ? "float" : "double", e.grad, e.grad_hi, e.ref_hi);
+  CHECK(e.grad <= 64);
+  if (std::is_same_v<S, float>) CHECK(e.grad_hi <= 64);
+}
+
+TEST_CASE("simd batch backward equals the reference batch for sequences of different lengths", "[simd][backward]") {
+  using S = double;
+  const index p = 6;
+  const heads<S> hs = test::random_heads<S>(3, p, 4, 11, 91, test::sweep_head_scale(p));
+  const std::vector<matrix<S>> Us = {test::random_matrix<S>(1, p, 1), test::random_matrix<S>(64, p, 2),
+                                     test::random_matrix<S>(150, p, 3)};
+  const std::vector<matrix<S>> dMus = {test::random_matrix<S>(1, p, 4), test::random_matrix<S>(64, p, 5),
+                                       test::random_matrix<S>(150, p, 6)};
+  for (mask m : test::sweep_masks) {
+    const attention_params params{m, 2.5};
+    attention_batch_gradients<S> fast;
+    attention_backward_batch(simd{}, fast, dMus, Us, hs, params);
+    const attention_batch_gradients<S> ref = attention_backward_batch<S>(dMus, Us, hs, params);
+    REQUIRE(fast.dU.size() == Us.size());
+    const double scale = test::max_abs(ref.dW);  // as the sweep, on the scale of the summed dW
+    for (std::size_t b = 0; b < Us.size(); ++b)
+      CHECK(test::err_eps(fast.dU[b], ref.dU[b], test::epsilon_of<S>(), scale) <= 64);
+    CHECK(test::err_eps_heads(fast.dW, ref.dW, test::epsilon_of<S>(), scale) <= 64);
+  }
+}
+
+}  // namespace suptok

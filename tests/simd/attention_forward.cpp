@@ -1,0 +1,108 @@
+// simd attention forward against the reference (same precision, and double for float) over the
+// shape sweep of simd_checks.hpp, both masks; mu and lse.
+#include "simd_checks.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+
+namespace suptok {  // inside the namespace: `index` would clash with ::index of <strings.h>
+
+namespace {
+
+struct forward_errors {
+  double mu = 0, lse = 0;          // simd vs reference in the same precision, in eps of S
+  double mu_hi = 0, ref_hi = 0;    // simd and reference vs the double reference (float only)
+};
+
+template <class S>
+void compare_forward(forward_errors& e, index N, index p, index H, mask m, double head_scale, std::uint64_t seed) {
+  const double eps = test::epsilon_of<S>();
+  const matrix<S> U = test::random_matrix<S>(N, p, seed, 1.0);
+  const heads<S> hs = test::random_heads<S>(H, p, test::sweep_dk(p), test::sweep_dv(p), seed + 1, head_scale);
+  const attention_params params{m, 0};
+  attention_output<S> fast;
+  attention_forward(simd{}, fast, U, hs, params);
+  const attention_output<S> ref = attention_forward<S>(U, hs, params);
+  REQUIRE(fast.weights.empty());
+  REQUIRE(fast.lse.size() == std::size_t(H));
+  const double mu_scale = test::mu_term_scale(U, hs);
+  e.mu = std::max(e.mu, test::err_eps(fast.mu, ref.mu, eps, mu_scale));
+  for (index h = 0; h < H; ++h) e.lse = std::max(e.lse, test::err_eps(fast.lse[h], ref.lse[h], eps));
+  if constexpr (std::is_same_v<S, float>) {
+    const attention_output<double> hi = attention_forward<double>(test::cast<double>(U), test::cast<double>(hs), params);
+    e.mu_hi = std::max(e.mu_hi, test::err_eps(fast.mu, hi.mu, eps, mu_scale));
+    e.ref_hi = std::max(e.ref_hi, test::err_eps(ref.mu, hi.mu, eps, mu_scale));
+  }
+}
+
+}  // namespace
+
+// Tolerances, in units of eps of S in the measure of simd_checks.hpp (measured worst cases in
+// docs/simd.md): the simd and reference paths round differently (tiled online softmax, other
+// summation orders), each with an error of a few eps; k = 16 leaves a margin of about 4 over the
+// measured worst case. Against the double reference the float simd path must be as good as the
+// float reference (k = 16 as well).
+TEMPLATE_TEST_CASE("simd attention forward matches the reference over the shape sweep", "[simd][forward]", float,
+                   double) {
+  using S = TestType;
+  forward_errors e;
+  std::uint64_t seed = 1000;
+  for (mask m : test::sweep_masks)
+    for (index H : test::sweep_H)
+      for (index p : test::sweep_p)
+        for (index N : test::sweep_N) compare_forward<S>(e, N, p, H, m, test::sweep_head_scale(p), seed += 10);
+  std::printf("simd forward <%s>: mu %.2f eps, lse %.2f eps; vs double: simd %.2f eps, reference %.2f eps\n",
+              sizeof(S) == 4 ? "float" : "double", e.mu, e.lse, e.mu_hi, e.ref_hi);
+  CHECK(e.mu <= 16);
+  CHECK(e.lse <= 16);
+  if (std::is_same_v<S, float>) {
+    CHECK(e.mu_hi <= 16);
+    CHECK(e.ref_hi <= 16);
+  }
+}
+
+// Large logits (standard deviation about 16): the online softmax rescales the running sums many
+// times. The weights' relative error grows like |l| eps, hence the larger k = 256 (measured worst
+// case in docs/simd.md).
+TEMPLATE_TEST_CASE("simd attention forward is stable for large logits", "[simd][forward]", float, double) {
+  using S = TestType;
+  forward_errors e;
+  std::uint64_t seed = 5000;
+  for (mask m : test::sweep_masks)
+    for (index N : {1, 64, 65, 200}) compare_forward<S>(e, N, 17, 3, m, 16 / std::sqrt(17.0), seed += 10);
+  std::printf("simd forward, large logits <%s>: mu %.2f eps, lse %.2f eps; vs double: simd %.2f, reference %.2f\n",
+              sizeof(S) == 4 ? "float" : "double", e.mu, e.lse, e.mu_hi, e.ref_hi);
+  CHECK(e.mu <= 256);
+  CHECK(e.lse <= 256);
+}
+
+TEST_CASE("simd batch forward equals the reference batch for sequences of different lengths", "[simd][forward]") {
+  using S = float;
+  const index p = 7;
+  const heads<S> hs = test::random_heads<S>(3, p, 5, 9, 77, test::sweep_head_scale(p));
+  const std::vector<matrix<S>> Us = {test::random_matrix<S>(1, p, 1), test::random_matrix<S>(65, p, 2),
+                                     test::random_matrix<S>(130, p, 3)};
+  const attention_params params{mask::inclusive, 1.7};
+  std::vector<attention_output<S>> fast;
+  attention_forward_batch(simd{}, fast, Us, hs, params);
+  const std::vector<attention_output<S>> ref = attention_forward_batch<S>(Us, hs, params);
+  REQUIRE(fast.size() == Us.size());
+  for (std::size_t b = 0; b < Us.size(); ++b) {
+    CHECK(test::err_eps(fast[b].mu, ref[b].mu, test::epsilon_of<S>(), test::mu_term_scale(Us[b], hs)) <= 16);
+    for (std::size_t h = 0; h < hs.size(); ++h)
+      CHECK(test::err_eps(fast[b].lse[h], ref[b].lse[h], test::epsilon_of<S>()) <= 16);
+  }
+}
+
+TEST_CASE("simd forward: the empty past of the strict mask gives mu = 0 and lse = -inf", "[simd][forward]") {
+  const matrix<double> U = test::random_matrix<double>(70, 4, 9);
+  const heads<double> hs = test::random_heads<double>(2, 4, 3, 5, 10);
+  attention_output<double> out;
+  attention_forward(simd{}, out, U, hs, {mask::strict, 0});
+  CHECK(out.mu.row(0).isZero(0));
+  for (const vector<double>& lse : out.lse) CHECK(std::isinf(lse(0)));
+  CHECK(out.mu.allFinite());
+}
+
+}  // namespace suptok
