@@ -1,8 +1,12 @@
 // suptok/likelihood.hpp: the latent-noise likelihood (MATH.md sections 2 and 6): residuals,
-// Jacobian blocks and their backward, log-determinants, the log-likelihood with gradients, and
-// the sampler.
+// Jacobian blocks and their backward, log-determinants, the noise covariance, the log-likelihood
+// with gradients, and the sampler.
 #pragma once
 
 #include "likelihood/jacobian.hpp"
 #include "likelihood/jacobian_backward.hpp"
 #include "likelihood/logdet.hpp"
+#include "likelihood/loglik.hpp"
+#include "likelihood/noise.hpp"
+#include "likelihood/residuals.hpp"
+#include "likelihood/sampler.hpp"

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <iostream>
+
 using namespace suptok;
 
 TEST_CASE("jacobian_blocks_backward matches float50 finite differences", "[likelihood][gradient]") {
@@ -23,6 +25,8 @@ TEST_CASE("jacobian_blocks_backward matches float50 finite differences", "[likel
         INFO(test::block_name(k));
         CHECK(test::max_rel_error(analytic[k], fd[k]) < 1e-25);
       }
+      std::cout << "jacobian_blocks_backward float50 vs FD (" << to_string(params.causal_mask)
+                << "): " << test::max_block_error(analytic, fd) << "\n";
     }
   }
 }
