@@ -116,6 +116,7 @@ void next_level(vector<scalar_of<M>>& level, const vector<scalar_of<M>>& previou
 }
 
 template <joint_model M>
+  requires(!causal_model<M>)  // a model with both interfaces is used as causal
 void next_level(vector<scalar_of<M>>& level, const vector<scalar_of<M>>& previous, const M& model, int m, index K) {
   level.resize(previous.size() * K);
   std::vector<token> x;

@@ -58,6 +58,7 @@ void sample_into(matrix<token>& x, const M& model, std::mt19937_64& gen, std::ui
 }
 
 template <joint_model M>
+  requires(!causal_model<M>)  // a model with both interfaces is used as causal
 void sample_into(matrix<token>& x, const M& model, std::mt19937_64& gen, std::uint64_t budget) {
   const int m = static_cast<int>(x.cols());
   const prefix_joints<scalar_of<M>> table = enumerate_prefixes(model, m, budget);
