@@ -28,7 +28,7 @@ namespace detail {
 template <class S>
 struct simd_head_grad {
   matrix<S> K;   // (n_pad, dk_pad)  K, row-major
-  matrix<S> Vt;  // (d_v, n_pad)     Vv^T
+  matrix<S> Vt;  // (d_v, n_pad + skew) Vv^T (any row stride >= n_pad: Vt.cols())
   matrix<S> dO;  // (N, dv_pad)      dMu W_O
   vector<S> D;   // (N)              dO_t . O_t
   matrix<S> dK;  // (n_pad, dk_pad)
@@ -41,7 +41,7 @@ void simd_prepare_backward(simd_head_grad<S>& g, const simd_head<S>& w, const Ei
                            const head<S>& h) {
   g.K.setZero(w.n_pad, w.dk_pad);
   g.K.topLeftCorner(w.N, w.d_k) = w.Kt.leftCols(w.N).transpose();  // (N, d_k)
-  g.Vt.setZero(w.d_v, w.n_pad);
+  g.Vt.setZero(w.d_v, w.n_pad + simd_skew<S>);
   g.Vt.leftCols(w.N) = w.V.topLeftCorner(w.N, w.d_v).transpose();  // (d_v, N)
   g.dO.setZero(w.N, w.dv_pad);
   g.dO.leftCols(w.d_v).noalias() = dMu * h.W_O;  // (N, p) (p, d_v)
@@ -79,7 +79,7 @@ void simd_backward_tile(simd_head_grad<S>& g, S* dQ, const simd_head<S>& w, inde
     }
     const S* dO = g.dO.data() + q0 * w.dv_pad;
     k::gemm_tile<S>(dV, w.dv_pad, P, 1, T, dO, w.dv_pad, kw, rows, w.dv_pad, true);  // (kw, rows) (rows, dv_pad)
-    k::gemm_tile<S>(dS, T, dO, w.dv_pad, 1, g.Vt.data() + k0, w.n_pad, rows, w.d_v, kw, false);  // dP (rows, kw)
+    k::gemm_tile<S>(dS, T, dO, w.dv_pad, 1, g.Vt.data() + k0, g.Vt.cols(), rows, w.d_v, kw, false);  // dP (rows, kw)
     for (index i = 0; i < rows; ++i) k::mul_shifted(dS + i * T, P + i * T, kw, g.D(q0 + i));   // dS = P (dP - D)
     k::gemm_tile<S>(dK, w.dk_pad, dS, 1, T, w.Qs.data() + q0 * w.dk_pad, w.dk_pad, kw, rows, w.dk_pad,
                     true);  // (kw, rows) (rows, dk_pad): dS^T Q / tau

@@ -37,11 +37,17 @@ struct simd_head {
   index n_pad = 0, dk_pad = 0, dv_pad = 0;  // N rounded up to simd_tile, d_k and d_v to block_width
   S tau = S(1);
   matrix<S> Qs;   // (N, dk_pad)     Q / tau, zero padding columns
-  matrix<S> Kt;   // (d_k, n_pad)    K^T, zero padding columns
+  matrix<S> Kt;   // (d_k, n_pad + skew) K^T, zero padding columns; see simd_skew
   matrix<S> V;    // (n_pad, dv_pad) Vv, zero padding
   matrix<S> O;    // (N, dv_pad)     output of the head, zero padding columns
   vector<S> lse;  // (N)
 };
+
+// Extra columns of the transposed operands (K^T, Vv^T): their rows are read together by one
+// register block, and n_pad columns apart they would be a multiple of 4 KiB apart for large N,
+// all in the same L1 set; 64 more bytes spread them over the sets.
+template <class S>
+inline constexpr index simd_skew = 64 / index(sizeof(S));
 
 // Per-thread scratch tiles, sized on first use.
 template <class S>
@@ -66,7 +72,7 @@ void simd_project(simd_head<S>& w, const Eigen::Ref<const matrix<S>>& U, const h
   w.Qs.setZero(w.N, w.dk_pad);
   w.Qs.leftCols(w.d_k).noalias() = U * h.W_Q.transpose();  // (N, d_k)
   w.Qs.leftCols(w.d_k) *= S(1) / w.tau;
-  w.Kt.setZero(w.d_k, w.n_pad);
+  w.Kt.setZero(w.d_k, w.n_pad + simd_skew<S>);
   w.Kt.leftCols(w.N).noalias() = h.W_K * U.transpose();    // (d_k, N)
   w.V.setZero(w.n_pad, w.dv_pad);
   w.V.topLeftCorner(w.N, w.d_v).noalias() = U * h.W_V.transpose();  // (N, d_v)
@@ -78,7 +84,7 @@ void simd_project(simd_head<S>& w, const Eigen::Ref<const matrix<S>>& U, const h
 // simd_tile; entries outside the causal past are set to -inf.
 template <class S>
 void simd_masked_logits(S* P, const simd_head<S>& w, index q0, index rows, index k0, index kw, mask m) {
-  simd_kernels::gemm_tile<S>(P, simd_tile, w.Qs.data() + q0 * w.dk_pad, w.dk_pad, 1, w.Kt.data() + k0, w.n_pad,
+  simd_kernels::gemm_tile<S>(P, simd_tile, w.Qs.data() + q0 * w.dk_pad, w.dk_pad, 1, w.Kt.data() + k0, w.Kt.cols(),
                              rows, w.d_k, kw, false);  // (rows, d_k) (d_k, kw)
   for (index i = 0; i < rows; ++i) {
     const index end = std::max<index>(past_end(q0 + i, m) - k0, 0);  // unmasked columns [0, end)
