@@ -3,9 +3,11 @@
 #pragma once
 
 #include "attention.hpp"
+#include "barrier.hpp"
 #include "core/backend.hpp"
 #include "core/config.hpp"
 #include "core/error.hpp"
 #include "core/scalar_traits.hpp"
 #include "core/view.hpp"
+#include "likelihood.hpp"
 #include "process.hpp"
