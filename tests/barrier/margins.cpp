@@ -1,0 +1,105 @@
+// Tier 1/3: margins against independent decompositions: sigma from the eigenvalues of J^T J
+// (SelfAdjointEigenSolver, float50), eigenvalue real parts of p = 2 blocks from the
+// characteristic polynomial, and constructed blocks with known complex eigenvalues.
+#include "barrier_checks.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <Eigen/Eigenvalues>
+#include <Eigen/LU>
+
+using namespace suptok;
+
+namespace {
+
+struct reference_margin {
+  double det, sigma_min, sigma_max, eig_margin;
+};
+
+// p = 2 only: sigma^2 = eig(J^T J); eig(J) = tr/2 +- sqrt(tr^2/4 - det).
+reference_margin independent(const matrix<float50>& J) {
+  const matrix<float50> JtJ = J.transpose() * J;
+  const Eigen::SelfAdjointEigenSolver<matrix<float50>> es(JtJ);
+  const float50 det = Eigen::FullPivLU<matrix<float50>>(J).determinant();
+  const float50 half_tr = J.trace() / 2, disc = half_tr * half_tr - det;
+  const float50 min_re = disc < 0 ? half_tr : half_tr - sqrt(disc);
+  return {to_double(det), to_double(sqrt(es.eigenvalues()(0))), to_double(sqrt(es.eigenvalues()(1))), to_double(min_re)};
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("token margins match independent decompositions", "[barrier][margins]", double, float50) {
+  using S = TestType;
+  // Tolerance: double SVD/Schur are backward stable, errors ~10 eps |J| on O(1) blocks with
+  // kappa <= 30 here; 1e-12 leaves margin. float50: 1e-40 (the same bound in 50 digits).
+  const double tol = std::is_same_v<S, double> ? 1e-12 : 1e-40;
+  for (const test::barrier_case& c : test::gradient_cases()) {
+    const attention_params ap = test::case_params(c);
+    const auto ms = token_margins<S>(test::case_U<S>(c), test::case_heads<S>(c), ap);
+    const auto J = jacobian_blocks<float50>(test::case_U<float50>(c), test::case_heads<float50>(c), ap);
+    for (std::size_t t = 0; t < J.size(); ++t) {
+      const reference_margin r = independent(J[t]);
+      const token_margin<S>& m = ms[t];
+      INFO(c.name << ", t = " << t);
+      CHECK(std::abs(to_double(m.det) - r.det) < tol);
+      CHECK(m.sign == (r.det > 0 ? 1 : -1));
+      CHECK(std::abs(to_double(m.log_abs_det) - std::log(std::abs(r.det))) < tol / std::abs(r.det));
+      CHECK(std::abs(to_double(m.sigma_min) - r.sigma_min) < tol);
+      CHECK(std::abs(to_double(m.sigma_max) - r.sigma_max) < tol);
+      CHECK(std::abs(to_double(m.kappa) - r.sigma_max / r.sigma_min) < tol * r.sigma_max / (r.sigma_min * r.sigma_min));
+      CHECK(std::abs(to_double(m.eig_margin) - r.eig_margin) < 1e3 * tol);  // eigenvalues near a double root: sqrt(eps)
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("block margins of constructed blocks", "[barrier][margins]", double, float50) {
+  using S = TestType;
+  const double tol = std::is_same_v<S, double> ? 1e-13 : 1e-45;
+  // J = Q B Q^T with Q orthogonal, B = [[a, -w, 0], [w, a, 0], [0, 0, c]]: eigenvalues a +- iw, c;
+  // singular values sqrt(a^2 + w^2) (twice) and |c|; det = (a^2 + w^2) c.
+  const matrix<S> Q = Eigen::HouseholderQR<matrix<S>>(test::random_matrix<S>(3, 3, 5)).householderQ();
+  for (const auto& [a, w, cc] : {std::tuple{0.3, 0.8, 2.0}, std::tuple{1.5, 0.2, 0.4}, std::tuple{-0.5, 1.0, 0.1}}) {
+    matrix<S> B = matrix<S>::Zero(3, 3);
+    B(0, 0) = B(1, 1) = S(a);
+    B(0, 1) = S(-w);
+    B(1, 0) = S(w);
+    B(2, 2) = S(cc);
+    const matrix<S> J = Q * B * Q.transpose();
+    const token_margin<S> m = block_margin<S>(J);
+    const double r = std::sqrt(a * a + w * w);
+    CHECK(std::abs(to_double(m.eig_margin) - std::min(a, cc)) < tol);
+    CHECK(std::abs(to_double(m.sigma_min) - std::min(r, cc)) < tol);
+    CHECK(std::abs(to_double(m.sigma_max) - std::max(r, cc)) < tol);
+    CHECK(std::abs(to_double(m.det) - r * r * cc) < tol);
+  }
+  // An exactly singular block: sigma_min = 0, kappa = +inf, det = 0, log|det| = -inf.
+  matrix<S> D = matrix<S>::Zero(2, 2);
+  D(0, 0) = S(2);
+  const token_margin<S> m = block_margin<S>(D);
+  CHECK(to_double(m.sigma_min) == 0.0);
+  CHECK(std::isinf(to_double(m.kappa)));
+  CHECK(m.sign == 0);
+  CHECK(std::isinf(to_double(m.log_abs_det)));
+  CHECK(to_double(m.eig_margin) == 0.0);
+}
+
+TEST_CASE("trivial tokens have unit margins; eig_margin = 1 - max Re eig(sum_h V_h C_t A_h)", "[barrier][margins]") {
+  const test::barrier_case c = test::gradient_cases()[2];  // strict
+  const matrix<double> U = test::case_U<double>(c);
+  const heads<double> hs = test::case_heads<double>(c);
+  const auto ms = token_margins<double>(U, hs, test::case_params(c));
+  for (int t = 0; t < 2; ++t) {
+    CHECK(ms[t].sigma_min == 1.0);
+    CHECK(ms[t].kappa == 1.0);
+    CHECK(ms[t].eig_margin == 1.0);
+    CHECK(ms[t].det == 1.0);
+  }
+  // strict: sum_h V_h C_t A_h = I - J_t; its eigenvalues through Eigen's EigenSolver (complex).
+  const auto J = jacobian_blocks<double>(U, hs, test::case_params(c));
+  for (std::size_t t = 2; t < J.size(); ++t) {
+    const matrix<double> VCA = matrix<double>::Identity(2, 2) - J[t];
+    const Eigen::EigenSolver<Eigen::MatrixXd> es(VCA);
+    CHECK(ms[t].eig_margin == Approx(1 - es.eigenvalues().real().maxCoeff()).margin(1e-12));
+  }
+  CHECK_THROWS_AS(block_margin<double>(matrix<double>(2, 3)), error);
+}
