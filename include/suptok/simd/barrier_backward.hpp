@@ -136,9 +136,9 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
                                     const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs, const S& weight,
                                     const barrier_params& bp, const attention_params& ap,
                                     const std::string& argument) {
-  const index N = U.rows(), p = U.cols(), W = ps.W;
   const mask m = ap.causal_mask;
   simd_barrier_forward_sequence<S>(ps, U, hs, bp, ap, true);
+  const index N = ps.N, p = ps.p, W = ps.W;
   sum = counted_sum<S>(ps.b, m);
   dU.setZero(N, p);
   const matrix<S> dJ = simd_barrier_block_gradients<S>(ps, weight, bp, m, argument);  // (N p, p)
