@@ -112,17 +112,19 @@ void validate_attention(const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs
 }
 
 // Validates a batch of sequences: non-empty, each one as validate_attention with name "Us[b]".
+// The sequences are checked before the heads, so that an invalid Us[0] (e.g. p = 0) is reported
+// as such rather than as a head shape mismatch.
 template <class S>
 void validate_batch(std::span<const matrix<S>> Us, const heads<S>& hs, const attention_params& params) {
   require(!Us.empty(), "Us", "empty batch");
   validate_params(params);
-  validate_heads(hs, Us[0].cols());
   for (std::size_t b = 0; b < Us.size(); ++b) {
     const std::string name = "Us[" + std::to_string(b) + "]";
     validate_sequence<S>(Us[b], name);
     require(Us[b].cols() == Us[0].cols(), name, "embedding dimension ", Us[b].cols(), " differs from Us[0]'s ",
             Us[0].cols());
   }
+  validate_heads(hs, Us[0].cols());
 }
 
 }  // namespace detail
