@@ -6,9 +6,9 @@
 // sequence (u_0..u_{t-1}, u_t): one attention pass over t + 1 rows (reference cost O(t p^2 + t^2)).
 //   p > 1: Newton u <- u - lambda J_t^{-1} f(u), with backtracking lambda = 1, 1/2, 1/4, ... until
 //          |f| decreases (at most 40 halvings).
-//   p = 1: boost::math::tools::newton_raphson_iterate inside a bracket [lo, hi] with f(lo) < 0 <
-//          f(hi), found by doubling a window around the start u_t = eps_t (strict mask: mu_t is
-//          bounded, so a bracket always exists).
+//   p = 1: boost::math::tools::newton_raphson_iterate inside a bracket [lo, hi] where f changes
+//          sign, found by doubling a window around the start u_t = eps_t (strict mask: mu_t is
+//          bounded, so a bracket always exists; none found is reported as not converged).
 // Convergence: |f(u_t)|_2 <= tol (1 + |eps_t|_2 + |u_t|_2), tol = options.tolerance or, when 0,
 // 64 epsilon of S. Inside the barrier (det J_t > 0 everywhere) the root is unique and Newton finds
 // it; outside there may be several roots or none. Non-convergence is reported per token, never
@@ -113,7 +113,7 @@ token_solve<S> solve_token(matrix<S>& Ut, const vector<S>& eps_t, const heads<S>
     S lo = u(0) - width, hi = u(0) + width;
     bool bracketed = false;
     for (int k = 0; k < 200 && !bracketed; ++k) {  // width doubles: up to 2^200 (1 + |eps_t|)
-      bracketed = f1(lo) < S(0) && f1(hi) > S(0);
+      bracketed = (f1(lo) < S(0)) != (f1(hi) < S(0));  // a sign change (either orientation)
       if (!bracketed) {
         width *= S(2);
         lo = u(0) - width;
