@@ -93,7 +93,7 @@ TEST_CASE("cofactor matrix, singular blocks included", "[barrier][cofactor]") {
   matrix<float50> rank2 = full;
   rank2.row(2) = float50(2) * full.row(0) - full.row(1);   // det = 0, cof = rank 1, nonzero
   const matrix<float50> rank1 = full.col(0) * full.row(1);  // cof = 0
-  for (const matrix<float50>* J : {&full, &rank2, &rank1}) {
+  for (const matrix<float50>* J : std::initializer_list<const matrix<float50>*>{&full, &rank2, &rank1}) {
     const matrix<float50> ref = by_minors(*J);
     const matrix<float50> cof = cofactor<float50>(*J);
     // SVD in 50 digits: absolute error ~1e-48 on O(1) entries
