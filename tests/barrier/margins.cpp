@@ -13,7 +13,7 @@ using namespace suptok;
 namespace {
 
 struct reference_margin {
-  double det, sigma_min, sigma_max, eig_margin;
+  float50 det, sigma_min, sigma_max, eig_margin;
 };
 
 // p = 2 only: sigma^2 = eig(J^T J); eig(J) = tr/2 +- sqrt(tr^2/4 - det).
@@ -23,7 +23,13 @@ reference_margin independent(const matrix<float50>& J) {
   const float50 det = Eigen::FullPivLU<matrix<float50>>(J).determinant();
   const float50 half_tr = J.trace() / 2, disc = half_tr * half_tr - det;
   const float50 min_re = disc < 0 ? half_tr : half_tr - sqrt(disc);
-  return {to_double(det), to_double(sqrt(es.eigenvalues()(0))), to_double(sqrt(es.eigenvalues()(1))), to_double(min_re)};
+  return {det, sqrt(es.eigenvalues()(0)), sqrt(es.eigenvalues()(1)), min_re};
+}
+
+// |x - ref|, computed in float50 (exact for S = double inputs).
+template <class S>
+double diff(const S& x, const float50& ref) {
+  return to_double(abs(float50(x) - ref));
 }
 
 }  // namespace
@@ -41,13 +47,13 @@ TEMPLATE_TEST_CASE("token margins match independent decompositions", "[barrier][
       const reference_margin r = independent(J[t]);
       const token_margin<S>& m = ms[t];
       INFO(c.name << ", t = " << t);
-      CHECK(std::abs(to_double(m.det) - r.det) < tol);
+      CHECK(diff(m.det, r.det) < tol);
       CHECK(m.sign == (r.det > 0 ? 1 : -1));
-      CHECK(std::abs(to_double(m.log_abs_det) - std::log(std::abs(r.det))) < tol / std::abs(r.det));
-      CHECK(std::abs(to_double(m.sigma_min) - r.sigma_min) < tol);
-      CHECK(std::abs(to_double(m.sigma_max) - r.sigma_max) < tol);
-      CHECK(std::abs(to_double(m.kappa) - r.sigma_max / r.sigma_min) < tol * r.sigma_max / (r.sigma_min * r.sigma_min));
-      CHECK(std::abs(to_double(m.eig_margin) - r.eig_margin) < 1e3 * tol);  // eigenvalues near a double root: sqrt(eps)
+      CHECK(diff(m.log_abs_det, log(abs(r.det))) < tol / to_double(abs(r.det)));
+      CHECK(diff(m.sigma_min, r.sigma_min) < tol);
+      CHECK(diff(m.sigma_max, r.sigma_max) < tol);
+      CHECK(diff(m.kappa, r.sigma_max / r.sigma_min) < tol * to_double(r.sigma_max / (r.sigma_min * r.sigma_min)));
+      CHECK(diff(m.eig_margin, r.eig_margin) < 1e3 * tol);  // a near-double eigenvalue loses digits
     }
   }
 }
@@ -66,11 +72,11 @@ TEMPLATE_TEST_CASE("block margins of constructed blocks", "[barrier][margins]", 
     B(2, 2) = S(cc);
     const matrix<S> J = Q * B * Q.transpose();
     const token_margin<S> m = block_margin<S>(J);
-    const double r = std::sqrt(a * a + w * w);
-    CHECK(std::abs(to_double(m.eig_margin) - std::min(a, cc)) < tol);
-    CHECK(std::abs(to_double(m.sigma_min) - std::min(r, cc)) < tol);
-    CHECK(std::abs(to_double(m.sigma_max) - std::max(r, cc)) < tol);
-    CHECK(std::abs(to_double(m.det) - r * r * cc) < tol);
+    const float50 A = float50(a), W = float50(w), C = float50(cc), r = sqrt(A * A + W * W);
+    CHECK(diff(m.eig_margin, min_of(A, C)) < tol);
+    CHECK(diff(m.sigma_min, min_of(r, C)) < tol);
+    CHECK(diff(m.sigma_max, max_of(r, C)) < tol);
+    CHECK(diff(m.det, r * r * C) < tol);
   }
   // An exactly singular block: sigma_min = 0, kappa = +inf, det = 0, log|det| = -inf.
   matrix<S> D = matrix<S>::Zero(2, 2);
