@@ -39,11 +39,14 @@ void compare_backward(backward_errors& e, index N, index p, index H, mask m, std
 }  // namespace
 
 // Tolerances in eps of S (measure of simd_checks.hpp; measured worst cases in docs/simd.md): the
-// gradients are sums over up to N^2 / 2 products that partly cancel, so both paths carry errors
-// of several tens of eps; k = 64 leaves a margin of 2 to 4 over the measured worst case.
+// gradients are sums over up to N^2 / 2 products that partly cancel. Against the double
+// reference the float simd path measures 51 eps (the float reference: 144 eps), so k = 128
+// there. Against the reference in the same precision both paths' errors add: measured 150 eps
+// for float (mostly the reference's own error) and 46 eps for double, so k = 256 and 128.
 TEMPLATE_TEST_CASE("simd attention backward matches the reference over the shape sweep", "[simd][backward]", float,
                    double) {
   using S = TestType;
+  const test::omp_threads one(1);
   backward_errors e;
   std::uint64_t seed = 2000;
   for (mask m : test::sweep_masks)
@@ -52,8 +55,8 @@ TEMPLATE_TEST_CASE("simd attention backward matches the reference over the shape
         for (index N : test::sweep_N) compare_backward<S>(e, N, p, H, m, seed += 10);
   std::printf("simd backward <%s>: %.2f eps; vs double: simd %.2f eps, reference %.2f eps\n",
               sizeof(S) == 4 ? "float" : "double", e.grad, e.grad_hi, e.ref_hi);
-  CHECK(e.grad <= 64);
-  if (std::is_same_v<S, float>) CHECK(e.grad_hi <= 64);
+  CHECK(e.grad <= (std::is_same_v<S, float> ? 256 : 128));
+  if (std::is_same_v<S, float>) CHECK(e.grad_hi <= 128);
 }
 
 TEST_CASE("simd batch backward equals the reference batch for sequences of different lengths", "[simd][backward]") {
@@ -70,10 +73,10 @@ TEST_CASE("simd batch backward equals the reference batch for sequences of diffe
     attention_backward_batch(simd{}, fast, dMus, Us, hs, params);
     const attention_batch_gradients<S> ref = attention_backward_batch<S>(dMus, Us, hs, params);
     REQUIRE(fast.dU.size() == Us.size());
-    const double scale = test::max_abs(ref.dW);  // as the sweep, on the scale of the summed dW
+    const double scale = test::max_abs(ref.dW);  // as the sweep (double), on the scale of the summed dW
     for (std::size_t b = 0; b < Us.size(); ++b)
-      CHECK(test::err_eps(fast.dU[b], ref.dU[b], test::epsilon_of<S>(), scale) <= 64);
-    CHECK(test::err_eps_heads(fast.dW, ref.dW, test::epsilon_of<S>(), scale) <= 64);
+      CHECK(test::err_eps(fast.dU[b], ref.dU[b], test::epsilon_of<S>(), scale) <= 128);
+    CHECK(test::err_eps_heads(fast.dW, ref.dW, test::epsilon_of<S>(), scale) <= 128);
   }
 }
 

@@ -16,6 +16,31 @@
 
 namespace suptok::test {
 
+// Sets the OpenMP thread count for a scope (no effect without OpenMP). The sweeps check the
+// numerics on one thread: on a loaded two-core machine every OpenMP barrier of the many small
+// cases would wait for a descheduled thread. threads.cpp checks that more threads change nothing.
+class omp_threads {
+ public:
+  explicit omp_threads(int n) {
+#ifdef _OPENMP
+    previous_ = omp_get_max_threads();
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+  }
+  ~omp_threads() {
+#ifdef _OPENMP
+    omp_set_num_threads(previous_);
+#endif
+  }
+  omp_threads(const omp_threads&) = delete;
+  omp_threads& operator=(const omp_threads&) = delete;
+
+ private:
+  int previous_ = 1;
+};
+
 // Sequence lengths 1..300 with every tile edge of simd_tile = 64 and of the register blocks
 // (16 floats, 8 doubles).
 inline const std::vector<index> sweep_N = {1, 2, 3, 5, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65,

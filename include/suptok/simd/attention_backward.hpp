@@ -99,7 +99,7 @@ void simd_backward_sequence(matrix<S>& dU, heads<S>& dW, simd_head<S>& w, simd_h
     simd_forward_tiles<S>(std::span(&w, 1), params.causal_mask);
     simd_prepare_backward(g, w, dMu, hs[h]);
     const index n_tiles = w.n_pad / simd_tile;
-#pragma omp parallel
+#pragma omp parallel if (simd_kernels::worth_threads(2 * simd_tile_flops<S>(std::span(&w, 1))))
     {
       simd_scratch<S> sc;
       S* dQ = g.dQ[std::size_t(simd_kernels::thread_id())].data();

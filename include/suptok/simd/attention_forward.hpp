@@ -142,6 +142,15 @@ void simd_forward_tile(simd_head<S>& w, index q0, mask m, simd_scratch<S>& sc) {
 }
 
 // Runs every query tile of every projected head, largest tiles first, on the OpenMP threads.
+// Flops of the fused N^2 part (logits and P V over all (t, s) pairs of the tiles), for the
+// decision to thread.
+template <class S>
+double simd_tile_flops(std::span<const simd_head<S>> ws) {
+  double flops = 0;
+  for (const simd_head<S>& w : ws) flops += double(w.N) * double(w.N) * double(w.d_k + w.d_v);
+  return flops;
+}
+
 template <class S>
 void simd_forward_tiles(std::span<simd_head<S>> ws, mask m) {
   struct task {
@@ -152,7 +161,7 @@ void simd_forward_tiles(std::span<simd_head<S>> ws, mask m) {
     for (index q0 = 0; q0 < ws[i].N; q0 += simd_tile) tasks.push_back({index(i), q0});
   std::stable_sort(tasks.begin(), tasks.end(), [](const task& a, const task& b) { return a.q0 > b.q0; });
   const index n_tasks = index(tasks.size());
-#pragma omp parallel
+#pragma omp parallel if (simd_kernels::worth_threads(simd_tile_flops<S>(ws)))
   {
     simd_scratch<S> sc;
 #pragma omp for schedule(dynamic, 1)
@@ -166,10 +175,14 @@ void simd_forward_unchecked(std::span<attention_output<S>> outs, std::span<const
                             const heads<S>& hs, const attention_params& params) {
   const index B = index(Us.size()), H = index(hs.size());
   std::vector<simd_head<S>> ws(B * H);  // head h of sequence b at b * H + h
-#pragma omp parallel for schedule(dynamic, 1)
+  double projection_flops = 0;
+  for (index b = 0; b < B; ++b)
+    for (const head<S>& h : hs) projection_flops += 2.0 * Us[b].rows() * Us[b].cols() * (2 * h.d_k() + 2 * h.d_v());
+  const bool threaded = simd_kernels::worth_threads(projection_flops);
+#pragma omp parallel for schedule(dynamic, 1) if (threaded)
   for (index bh = 0; bh < B * H; ++bh) simd_project(ws[bh], Us[bh / H], hs[bh % H], params);
   simd_forward_tiles<S>(ws, params.causal_mask);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (threaded)
   for (index b = 0; b < B; ++b) {
     attention_output<S>& out = outs[b];
     out.mu.setZero(Us[b].rows(), Us[b].cols());

@@ -48,6 +48,11 @@ inline int thread_id() {
 #endif
 }
 
+// Whether a parallel region is worth its cost: OpenMP's fork and barriers cost microseconds on
+// an idle machine and can cost milliseconds on an oversubscribed one, so only work of about a
+// tenth of a millisecond or more (4 Mflop) is threaded.
+inline bool worth_threads(double flops) { return flops > 4e6; }
+
 // Columns of one register block; every B operand and padded row has a multiple of this width.
 template <class S>
 inline constexpr index block_width = 2 * lanes<S>;
