@@ -40,6 +40,15 @@ void validate_upstream(const Eigen::Ref<const matrix<S>>& dMu, const Eigen::Ref<
   require_finite(dMu, argument);
 }
 
+// Validates a batch backward: the batch as validate_batch, then one upstream gradient per sequence.
+template <class S>
+void validate_backward_batch(std::span<const matrix<S>> dMus, std::span<const matrix<S>> Us, const heads<S>& hs,
+                             const attention_params& params) {
+  validate_batch<S>(Us, hs, params);
+  require(dMus.size() == Us.size(), "dMus", "expected ", Us.size(), " gradients, got ", dMus.size());
+  for (std::size_t b = 0; b < Us.size(); ++b) validate_upstream<S>(dMus[b], Us[b], "dMus[" + std::to_string(b) + "]");
+}
+
 template <class S>
 heads<S> zero_like(const heads<S>& hs) {
   heads<S> z(hs.size());
@@ -72,7 +81,7 @@ template <class S>
 void attention_backward_accumulate(matrix<S>& dU, heads<S>& dW, const Eigen::Ref<const matrix<S>>& dMu,
                                    const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
                                    const attention_params& params) {
-  dU.setZero(U.rows(), U.cols());
+  matrix<S> dU_local = matrix<S>::Zero(U.rows(), U.cols());  // dU may alias dMu or U: written last
   head_pass<S> pass;
   for (std::size_t h = 0; h < hs.size(); ++h) {
     const head<S>& w = hs[h];
@@ -82,9 +91,10 @@ void attention_backward_accumulate(matrix<S>& dU, heads<S>& dW, const Eigen::Ref
     const matrix<S> dVv = pass.a.transpose() * dO;             // (N, d_v)
     const matrix<S> da = dO * pass.Vv.transpose();             // (N, N)
     dW[h].W_V.noalias() += dVv.transpose() * U;                // (d_v, p)
-    dU.noalias() += dVv * w.W_V;                               // (N, p)
-    weights_backward<S>(dU, dW[h], da, U, w, pass);
+    dU_local.noalias() += dVv * w.W_V;                         // (N, p)
+    weights_backward<S>(dU_local, dW[h], da, U, w, pass);
   }
+  dU = std::move(dU_local);
 }
 
 }  // namespace detail
@@ -111,10 +121,7 @@ template <class S>
 attention_batch_gradients<S> attention_backward_batch(std::type_identity_t<std::span<const matrix<S>>> dMus,
                                                       std::type_identity_t<std::span<const matrix<S>>> Us,
                                                       const heads<S>& hs, const attention_params& params = {}) {
-  detail::validate_batch<S>(Us, hs, params);
-  detail::require(dMus.size() == Us.size(), "dMus", "expected ", Us.size(), " gradients, got ", dMus.size());
-  for (std::size_t b = 0; b < Us.size(); ++b)
-    detail::validate_upstream<S>(dMus[b], Us[b], "dMus[" + std::to_string(b) + "]");
+  detail::validate_backward_batch<S>(dMus, Us, hs, params);
   attention_batch_gradients<S> grads;
   grads.dU.resize(Us.size());
   grads.dW = detail::zero_like(hs);

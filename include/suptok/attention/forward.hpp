@@ -84,16 +84,17 @@ template <class S>
 void attention_forward_unchecked(attention_output<S>& out, const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
                                  const attention_params& params, bool keep_weights) {
   const std::size_t H = hs.size();
-  out.mu.setZero(U.rows(), U.cols());
+  matrix<S> mu = matrix<S>::Zero(U.rows(), U.cols());  // out.mu may alias U: written last
   out.lse.resize(H);
   out.weights.resize(keep_weights ? H : 0);
   head_pass<S> pass;
   for (std::size_t h = 0; h < H; ++h) {
     head_forward<S>(pass, U, hs[h], params);
-    out.mu.noalias() += pass.O * hs[h].W_O.transpose();  // (N, d_v) (d_v, p)
+    mu.noalias() += pass.O * hs[h].W_O.transpose();  // (N, d_v) (d_v, p)
     out.lse[h] = pass.lse;
     if (keep_weights) out.weights[h] = pass.a;
   }
+  out.mu = std::move(mu);
 }
 
 }  // namespace detail

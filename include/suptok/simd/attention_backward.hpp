@@ -142,10 +142,7 @@ void attention_backward_batch(simd, attention_batch_gradients<S>& grads,
                               std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs,
                               const attention_params& params = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_batch<S>(Us, hs, params);
-  detail::require(dMus.size() == Us.size(), "dMus", "expected ", Us.size(), " gradients, got ", dMus.size());
-  for (std::size_t b = 0; b < Us.size(); ++b)
-    detail::validate_upstream<S>(dMus[b], Us[b], "dMus[" + std::to_string(b) + "]");
+  detail::validate_backward_batch<S>(dMus, Us, hs, params);
   grads.dU.resize(Us.size());
   grads.dW = detail::zero_like(hs);
   detail::simd_head<S> w;
