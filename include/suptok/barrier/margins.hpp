@@ -9,10 +9,12 @@
 //   eig_margin               1 - max Re eig(sum_h V_h M^h_t) = 1 - max Re eig(I - J_t)
 //                            = min Re eig(J_t)   (strict mask: M^h_t = C^h_t A_h)
 // Singular values from Eigen's JacobiSVD (two-sided Jacobi: high relative accuracy, p small).
-// Eigenvalues: Eigen's EigenSolver needs std::complex<Scalar>, which is not defined for
-// Boost.Multiprecision types, so the real parts are read from the real Schur form T = Q^T J Q
-// (Eigen::RealSchur, the first stage of EigenSolver, real arithmetic only): a 1x1 diagonal block
-// is a real eigenvalue, a 2x2 block [[a, b], [c, d]] a complex pair with real part (a + d) / 2.
+// Eigenvalues: only their real parts are needed, so they are read from the real Schur form
+// T = Q^T J Q (Eigen::RealSchur, the first stage of Eigen::EigenSolver, real arithmetic only): a
+// 1x1 diagonal block is a real eigenvalue, a 2x2 block [[a, b], [c, d]] a complex pair with real
+// part (a + d) / 2 (Eigen splits real pairs; a 2x2 block with real eigenvalues is still handled). EigenSolver itself also compiles and runs for float50 (checked with g++ 12),
+// but goes through std::complex<Scalar>, which the C++ standard leaves unspecified for
+// non-arithmetic types; the Schur form avoids that dependence.
 // This works for every real Scalar (float, double, long double, float50).
 // Trivial tokens (strict mask, t < 2: J = I) report det 1, margins 1, kappa 1, eig_margin 1.
 #pragma once
@@ -52,10 +54,16 @@ token_margin<S> block_margin_unchecked(const Eigen::Ref<const matrix<S>>& J) {
   token_margin<S> m{ld.value(), ld.sign, ld.log_abs, s(p - 1), s(0), s(p - 1) == S(0) ? inf : s(0) / s(p - 1), inf};
   const dense T = Eigen::RealSchur<dense>(dense(J), /*computeU=*/false).matrixT();  // (p, p)
   for (index i = 0; i < p;) {
-    const bool pair = i + 1 < p && T(i + 1, i) != S(0);
-    const S re = pair ? (T(i, i) + T(i + 1, i + 1)) / S(2) : T(i, i);
-    m.eig_margin = min_of(m.eig_margin, re);
-    i += pair ? 2 : 1;
+    if (i + 1 < p && T(i + 1, i) != S(0)) {  // 2x2 block: eigenvalues mean +- sqrt(disc)
+      const S mean = (T(i, i) + T(i + 1, i + 1)) / S(2), half = (T(i, i) - T(i + 1, i + 1)) / S(2);
+      const S disc = half * half + T(i, i + 1) * T(i + 1, i);
+      using std::sqrt;
+      m.eig_margin = min_of(m.eig_margin, disc > S(0) ? mean - sqrt(disc) : mean);  // a real pair, if any
+      i += 2;
+    } else {
+      m.eig_margin = min_of(m.eig_margin, S(T(i, i)));
+      i += 1;
+    }
   }
   return m;
 }
