@@ -1,0 +1,181 @@
+// bench/compare/suptok_workloads.cpp: the library side of the PyTorch comparison (compare.sh).
+//
+// One process runs one workload on inputs written by torch_workloads.py (raw little-endian
+// float32, in the order listed below), times it (warm-up, then the median of `reps` timed
+// repetitions, wall clock) and writes its outputs (raw float32) for the driver to compare with
+// PyTorch's. Threads: OMP_NUM_THREADS.
+//
+//   barrier_fwd      penalty = mean over sequences b and tokens t >= 2 (0-based) of -log det J_bt,
+//   barrier_fwd_bwd  J_t = I - C_t A (strict mask, one head, V = W_O W_V = I with W_V = W_O = I,
+//                    d_k = d_v = p, tau = sqrt(p), exact policy), and its gradients (U, W_Q, W_K)
+//                    inputs: U (B, N, p), W_Q (p, p), W_K (p, p)
+//                    outputs: penalty [, dU (B, N, p), dW_Q (p, p), dW_K (p, p)]
+//   attention_fwd    mu = softmax(Q K^T / sqrt(d), inclusive causal mask) (U W_V^T) W_O^T, one head
+//   attention_fwd_bwd  and the gradients of <dMu, mu> (U, W_Q, W_K, W_V, W_O); B = 1, p = d
+//                    inputs: U (N, d), W_Q, W_K, W_V, W_O (d, d), dMu (N, d)
+//                    outputs: mu (N, d) [, dU (N, d), dW_Q, dW_K, dW_V, dW_O (d, d)]
+//   baseline         reads nothing, computes nothing: the empty-process resident set
+//
+// Usage: suptok_workloads WORKLOAD B N p REPS INPUTS OUTPUTS
+// Prints: RESULT side=suptok workload=... B=.. N=.. p=.. threads=.. median_ms=.. times_ms=a,b,..
+#include <suptok/simd.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+using suptok::index;
+using mat = suptok::matrix<float>;
+
+// Sequential reader of the raw float32 input file; every read states the shape it expects.
+struct reader {
+  std::vector<float> data;
+  std::size_t pos = 0;
+
+  explicit reader(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot open inputs " + path);
+    const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    data.resize(bytes.size() / sizeof(float));
+    std::copy(bytes.begin(), bytes.begin() + std::ptrdiff_t(data.size() * sizeof(float)),
+              reinterpret_cast<char*>(data.data()));
+  }
+  mat next(index rows, index cols) {
+    const std::size_t n = std::size_t(rows * cols);
+    if (pos + n > data.size()) throw std::runtime_error("inputs file too short for the requested shapes");
+    mat m = Eigen::Map<const mat>(data.data() + pos, rows, cols);
+    pos += n;
+    return m;
+  }
+  void expect_end() const {
+    if (pos != data.size()) throw std::runtime_error("inputs file longer than the requested shapes");
+  }
+};
+
+struct writer {
+  std::ofstream out;
+  explicit writer(const std::string& path) : out(path, std::ios::binary) {
+    if (!out) throw std::runtime_error("cannot open outputs " + path);
+  }
+  void put(const mat& m) { out.write(reinterpret_cast<const char*>(m.data()), std::streamsize(m.size() * sizeof(float))); }
+  void put(float x) { out.write(reinterpret_cast<const char*>(&x), sizeof(float)); }
+};
+
+// Warm-up, then `reps` timed runs; returns the times in ms.
+std::vector<double> time_runs(int reps, const std::function<void()>& run) {
+  run();
+  std::vector<double> ms;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return ms;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// The barrier head: W_Q, W_K from the inputs, W_V = W_O = I (V = I, d_v = p).
+suptok::heads<float> barrier_head(reader& in, index p) {
+  suptok::heads<float> hs(1);
+  hs[0].W_Q = in.next(p, p);
+  hs[0].W_K = in.next(p, p);
+  hs[0].W_V = mat::Identity(p, p);
+  hs[0].W_O = mat::Identity(p, p);
+  return hs;
+}
+
+std::vector<double> run_barrier(bool backward, index B, index N, index p, int reps, reader& in, writer& out) {
+  std::vector<mat> Us;
+  for (index b = 0; b < B; ++b) Us.push_back(in.next(N, p));  // (N, p) each
+  const suptok::heads<float> hs = barrier_head(in, p);
+  in.expect_end();
+  const suptok::barrier_params bp{suptok::extension::exact};
+  const suptok::attention_params ap{suptok::mask::strict, 0};  // tau = sqrt(p)
+  const std::span<const mat> span(Us);
+  if (!backward) {
+    float penalty = 0;
+    const auto ms = time_runs(reps, [&] { penalty = suptok::barrier_penalty_batch(suptok::simd{}, span, hs, bp, ap); });
+    out.put(penalty);
+    return ms;
+  }
+  suptok::barrier_gradients<float, suptok::attention_batch_gradients<float>> g;
+  const auto ms = time_runs(reps, [&] { g = suptok::barrier_penalty_batch_backward(suptok::simd{}, span, hs, bp, ap); });
+  out.put(g.penalty);
+  for (const mat& dU : g.grad.dU) out.put(dU);
+  out.put(g.grad.dW[0].W_Q);
+  out.put(g.grad.dW[0].W_K);
+  return ms;
+}
+
+std::vector<double> run_attention(bool backward, index N, index d, int reps, reader& in, writer& out) {
+  const mat U = in.next(N, d);
+  suptok::heads<float> hs(1);
+  hs[0].W_Q = in.next(d, d);
+  hs[0].W_K = in.next(d, d);
+  hs[0].W_V = in.next(d, d);
+  hs[0].W_O = in.next(d, d);
+  const mat dMu = in.next(N, d);
+  in.expect_end();
+  const suptok::attention_params ap{suptok::mask::inclusive, 0};  // tau = sqrt(d)
+  suptok::attention_output<float> o;
+  suptok::attention_gradients<float> g;
+  const auto ms = time_runs(reps, [&] {
+    suptok::attention_forward(suptok::simd{}, o, U, hs, ap);
+    if (backward) suptok::attention_backward(suptok::simd{}, g, dMu, U, hs, ap);
+  });
+  out.put(o.mu);
+  if (backward) {
+    out.put(g.dU);
+    for (const mat* m : {&g.dW[0].W_Q, &g.dW[0].W_K, &g.dW[0].W_V, &g.dW[0].W_O}) out.put(*m);
+  }
+  return ms;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 8) {
+    std::fprintf(stderr, "usage: %s WORKLOAD B N p REPS INPUTS OUTPUTS\n", argv[0]);
+    return 2;
+  }
+  const std::string workload = argv[1];
+  const suptok::index B = std::atol(argv[2]), N = std::atol(argv[3]), p = std::atol(argv[4]);
+  const int reps = std::atoi(argv[5]);
+  try {
+    std::vector<double> ms;
+    if (workload == "baseline") {
+      ms = {0.0};
+    } else {
+      reader in(argv[6]);
+      writer out(argv[7]);
+      if (workload == "barrier_fwd" || workload == "barrier_fwd_bwd")
+        ms = run_barrier(workload == "barrier_fwd_bwd", B, N, p, reps, in, out);
+      else if ((workload == "attention_fwd" || workload == "attention_fwd_bwd") && B == 1)
+        ms = run_attention(workload == "attention_fwd_bwd", N, p, reps, in, out);
+      else
+        throw std::runtime_error("unknown workload " + workload + " (or B != 1 for attention)");
+    }
+    std::printf("RESULT side=suptok workload=%s B=%ld N=%ld p=%ld threads=%d median_ms=%.4f times_ms=",
+                workload.c_str(), long(B), long(N), long(p), suptok::detail::simd_kernels::max_threads(), median(ms));
+    for (std::size_t i = 0; i < ms.size(); ++i) std::printf("%s%.4f", i ? "," : "", ms[i]);
+    std::printf("\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "suptok_workloads: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,244 @@
+#!/usr/bin/python3
+"""bench/compare/torch_workloads.py: the PyTorch side of the comparison (driven by compare.sh).
+
+Subcommands
+  inputs WORKLOAD B N p SEED FILE     write the seeded float32 inputs shared by both sides
+  run WORKLOAD B N p REPS INPUTS OUT  time the workload in PyTorch (warm-up, median of REPS),
+                                      write its outputs (raw float32, the order of
+                                      suptok_workloads.cpp) and print a RESULT line
+  baseline                            import torch and touch BLAS/LAPACK, compute nothing else:
+                                      the interpreter's resident set, subtracted by the driver
+  check WORKLOAD B N p TORCH_OUT SUPTOK_OUT   relative differences of the two sides' outputs
+  blas                                which BLAS torch runs (loaded library, OpenBLAS core)
+  table TSV                           the comparison table (markdown) from the driver's rows
+
+The PyTorch code is written the way a researcher writes it: full (N, N) masked logits, softmax,
+einsum for the second moments, torch.linalg.slogdet, autograd for the backward. Float32.
+Threads: torch.set_num_threads(OMP_NUM_THREADS); the driver also sets OPENBLAS_NUM_THREADS.
+"""
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def shapes(workload, B, N, p):
+    """The input arrays in file order, and the output arrays (torch and suptok write the same)."""
+    if workload.startswith("barrier"):
+        ins = [("U", (B, N, p)), ("W_Q", (p, p)), ("W_K", (p, p))]
+        outs = [("penalty", (1,))]
+        if workload == "barrier_fwd_bwd":
+            outs += [("dU", (B, N, p)), ("dW_Q", (p, p)), ("dW_K", (p, p))]
+    elif workload.startswith("attention"):
+        if B != 1:
+            sys.exit("attention workloads take B = 1")
+        ins = [("U", (N, p))] + [(w, (p, p)) for w in ("W_Q", "W_K", "W_V", "W_O")] + [("dMu", (N, p))]
+        outs = [("mu", (N, p))]
+        if workload == "attention_fwd_bwd":
+            outs += [("dU", (N, p))] + [("d" + w, (p, p)) for w in ("W_Q", "W_K", "W_V", "W_O")]
+    else:
+        sys.exit("unknown workload " + workload)
+    return ins, outs
+
+
+def make_inputs(workload, B, N, p, seed):
+    """U, dMu ~ N(0, 1). Barrier: W ~ N(0, 0.25 / p), so that ||C A|| stays well below 1 and every
+    det J_t > 0 (the exact policy is finite). Attention: W ~ N(0, 1 / p), logits of order 1."""
+    rng = np.random.default_rng(seed)
+    ins, _ = shapes(workload, B, N, p)
+    w_std = 0.5 / math.sqrt(p) if workload.startswith("barrier") else 1 / math.sqrt(p)
+    arrays = {}
+    for name, shape in ins:
+        std = w_std if name.startswith("W") else 1.0
+        arrays[name] = (rng.standard_normal(shape) * std).astype(np.float32)
+    return arrays
+
+
+def read_arrays(path, specs):
+    flat = np.fromfile(path, dtype="<f4")
+    need = sum(math.prod(s) for _, s in specs)
+    if flat.size != need:
+        sys.exit(f"{path}: {flat.size} floats, expected {need}")
+    out, pos = {}, 0
+    for name, shape in specs:
+        n = math.prod(shape)
+        out[name] = flat[pos:pos + n].reshape(shape)
+        pos += n
+    return out
+
+
+def write_arrays(path, arrays):
+    with open(path, "wb") as f:
+        for a in arrays:
+            np.ascontiguousarray(a, dtype="<f4").tofile(f)
+
+
+# ---- the workloads, as a researcher writes them ----
+
+def barrier_penalty(torch, U, W_Q, W_K):
+    """Mean over sequences and tokens t >= 2 of -log det(I - C_t A), strict mask, V = I."""
+    B, N, p = U.shape
+    tau = math.sqrt(p)
+    Q = U @ W_Q.T                                                  # (B, N, p)
+    K = U @ W_K.T                                                  # (B, N, p)
+    logits = Q @ K.transpose(1, 2) / tau                           # (B, N, N)
+    past = torch.ones(N, N, dtype=torch.bool).tril(diagonal=-1)    # s < t
+    logits = logits.masked_fill(~past, float("-inf"))
+    a = torch.softmax(logits[:, 2:], dim=-1)                       # (B, N-2, N): rows 0, 1 trivial
+    outer = torch.einsum("bsi,bsj->bsij", U, U)                    # (B, N, p, p)
+    m2 = torch.einsum("bts,bsij->btij", a, outer)                  # (B, N-2, p, p)
+    ubar = torch.einsum("bts,bsi->bti", a, U)                      # (B, N-2, p)
+    C = m2 - ubar.unsqueeze(-1) * ubar.unsqueeze(-2)               # (B, N-2, p, p)
+    A = W_K.T @ W_Q / tau                                          # (p, p)
+    J = torch.eye(p) - C @ A                                       # (B, N-2, p, p)
+    sign, logabsdet = torch.linalg.slogdet(J)
+    b = torch.where(sign > 0, -logabsdet, torch.full_like(logabsdet, float("inf")))
+    return b.mean()
+
+
+def attention(torch, U, W_Q, W_K, W_V, W_O):
+    """mu = softmax(masked Q K^T / sqrt(d)) V W_O^T, inclusive causal mask, one head."""
+    N, d = U.shape
+    Q, K, V = U @ W_Q.T, U @ W_K.T, U @ W_V.T                      # (N, d) each
+    logits = Q @ K.T / math.sqrt(d)                                # (N, N)
+    future = torch.ones(N, N, dtype=torch.bool).triu(diagonal=1)   # s > t
+    a = torch.softmax(logits.masked_fill(future, float("-inf")), dim=-1)
+    return (a @ V) @ W_O.T                                         # (N, d)
+
+
+def run(workload, B, N, p, reps, inputs, out):
+    import torch
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    torch.set_num_threads(threads)
+    ins, _ = shapes(workload, B, N, p)
+    x = {k: torch.from_numpy(v.copy()) for k, v in read_arrays(inputs, ins).items()}
+    backward = workload.endswith("_bwd")
+    if workload.startswith("barrier"):
+        params = ["U", "W_Q", "W_K"]
+        def forward():
+            return barrier_penalty(torch, x["U"], x["W_Q"], x["W_K"])
+    else:
+        params = ["U", "W_Q", "W_K", "W_V", "W_O"]
+        def forward():
+            return attention(torch, x["U"], x["W_Q"], x["W_K"], x["W_V"], x["W_O"])
+    for k in params:
+        x[k].requires_grad_(backward)
+
+    def once():
+        if not backward:
+            with torch.no_grad():
+                return forward(), []
+        for k in params:
+            x[k].grad = None
+        y = forward()
+        if workload.startswith("barrier"):
+            y.backward()
+        else:
+            y.backward(x["dMu"])
+        return y.detach(), [x[k].grad for k in params]
+
+    once()  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        y, grads = once()
+        times.append((time.perf_counter() - t0) * 1e3)
+    write_arrays(out, [y.numpy().reshape(-1)] + [g.numpy() for g in grads])
+    print(f"RESULT side=torch workload={workload} B={B} N={N} p={p} threads={torch.get_num_threads()} "
+          f"median_ms={float(np.median(times)):.4f} times_ms={','.join(f'{t:.4f}' for t in times)}")
+
+
+def baseline():
+    import torch
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    a = torch.eye(4) + 0.1 * torch.ones(4, 4)
+    torch.linalg.slogdet(a @ a)  # loads BLAS and LAPACK
+    print("RESULT side=torch workload=baseline median_ms=0 times_ms=0")
+
+
+def blas():
+    """Which BLAS the torch process runs: the libblas / libopenblas it mapped, OpenBLAS's core."""
+    import ctypes
+    import torch
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    libs = set()
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split()[-1]
+            if "blas" in os.path.basename(path) or "lapack" in os.path.basename(path):
+                libs.add(os.path.realpath(path))
+    desc = "libs: " + " ".join(sorted(libs))
+    for path in sorted(libs):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            desc = (f"OpenBLAS {lib.openblas_get_config().decode()} core {lib.openblas_get_corename().decode()}"
+                    f" ({desc})")
+            break
+        except (OSError, AttributeError):
+            continue
+    else:
+        if any("/blas/" in l for l in libs):
+            desc = "reference BLAS (netlib, slow) (" + desc + ")"
+    print(f"torch {torch.__version__}; BLAS: {desc}")
+
+
+def check(workload, B, N, p, torch_out, suptok_out):
+    """Per output: max |torch - suptok| / max |torch| (for the penalty: the plain relative
+    difference). Prints one line; exits 1 when an output differs by more than 1e-3 (float32 on both
+    sides, sums over up to N = 2048 terms and a p = 64 LU: a few 1e-5 expected)."""
+    _, outs = shapes(workload, B, N, p)
+    t = read_arrays(torch_out, outs)
+    s = read_arrays(suptok_out, outs)
+    parts, worst = [], 0.0
+    for name, _ in outs:
+        a, b = t[name].astype(np.float64), s[name].astype(np.float64)
+        scale = np.abs(a).max()
+        rel = float(np.abs(a - b).max() / scale) if scale > 0 else float(np.abs(b).max())
+        worst = max(worst, rel)
+        parts.append(f"{name} {rel:.1e}")
+    value = f"penalty torch {t['penalty'][0]:.6g} suptok {s['penalty'][0]:.6g}; " if "penalty" in t else ""
+    print(f"check {workload} B={B} N={N} p={p}: {value}rel. diff " + ", ".join(parts))
+    sys.exit(0 if worst <= 1e-3 and np.isfinite(worst) else 1)
+
+
+def table(tsv):
+    """Markdown table from the driver's TSV rows: workload B N p threads torch_ms suptok_ms
+    torch_rss_kb suptok_rss_kb torch_base_kb suptok_base_kb blas check."""
+    rows = [l.rstrip("\n").split("\t") for l in open(tsv) if l.strip()]
+    print("| workload | B, N, p | threads | torch ms | suptok ms | torch / suptok | torch peak RSS MB "
+          "(over base) | suptok peak RSS MB (over base) | RSS ratio | torch BLAS | max rel. diff |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for w, B, N, p, th, tms, sms, trss, srss, tbase, sbase, blas_name, diff in rows:
+        tover = (float(trss) - float(tbase)) / 1024
+        sover = (float(srss) - float(sbase)) / 1024
+        ratio_mem = f"{tover / sover:.1f}" if sover > 0.05 else "-"
+        print(f"| {w} | {B}, {N}, {p} | {th} | {float(tms):.2f} | {float(sms):.2f} | "
+              f"{float(tms) / float(sms):.1f}x | {float(trss) / 1024:.0f} (+{tover:.0f}) | "
+              f"{float(srss) / 1024:.1f} (+{sover:.1f}) | {ratio_mem} | {blas_name} | {diff} |")
+
+
+def main(argv):
+    cmd = argv[1] if len(argv) > 1 else ""
+    if cmd == "inputs" and len(argv) == 8:
+        w, B, N, p, seed = argv[2], int(argv[3]), int(argv[4]), int(argv[5]), int(argv[6])
+        write_arrays(argv[7], make_inputs(w, B, N, p, seed).values())
+    elif cmd == "run" and len(argv) == 9:
+        run(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), int(argv[6]), argv[7], argv[8])
+    elif cmd == "baseline":
+        baseline()
+    elif cmd == "blas":
+        blas()
+    elif cmd == "check" and len(argv) == 8:
+        check(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6], argv[7])
+    elif cmd == "table" and len(argv) == 3:
+        table(argv[2])
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
