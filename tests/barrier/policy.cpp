@@ -136,3 +136,9 @@ TEST_CASE("barrier parameter validation names the parameter", "[barrier][validat
     CHECK(e.argument() == "params.z0");
   }
 }
+
+TEST_CASE("barrier from an invalid signed log-determinant is rejected", "[barrier][validation]") {
+  CHECK_THROWS_AS(barrier_from_log_det(signed_log_det<double>{2, 0.0}, extended), error);
+  CHECK_THROWS_AS(barrier_from_log_det(signed_log_det<double>{1, std::nan("")}, extended), error);
+  CHECK(std::isinf(barrier_from_log_det(signed_log_det<double>{0, -HUGE_VAL}, exact)));  // singular is valid
+}

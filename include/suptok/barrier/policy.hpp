@@ -69,6 +69,9 @@ template <class S>
 S barrier_from_log_det(const signed_log_det<S>& ld, const barrier_params& bp) {
   using std::log;
   detail::validate_barrier(bp);
+  detail::require(ld.sign >= -1 && ld.sign <= 1 && (ld.sign == 0 || is_finite(ld.log_abs)), "ld",
+                  "expected sign in {-1, 0, 1} and a finite log|det| (sign ", ld.sign, ", log|det| ",
+                  to_double(ld.log_abs), ")");
   if (detail::on_log_branch(ld, bp)) return -ld.log_abs;
   switch (bp.policy) {
     case extension::exact:

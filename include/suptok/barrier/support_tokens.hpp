@@ -22,6 +22,7 @@
 #include <limits>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../core/error.hpp"
@@ -95,7 +96,7 @@ support_set<S> support_smallest(const std::vector<S>& margins, index k, index fi
 
 // (b) Every position in [first, N) with margin <= delta (delta finite, >= 0).
 template <class S>
-support_set<S> support_within(const std::vector<S>& margins, const S& delta, index first = 0) {
+support_set<S> support_within(const std::vector<S>& margins, const std::type_identity_t<S>& delta, index first = 0) {
   detail::validate_margins(margins, first);
   detail::require(is_finite(delta) && !(delta < S(0)), "delta", "must be finite and >= 0, got ", to_double(delta));
   std::vector<index> pos = detail::by_margin(margins, first);
