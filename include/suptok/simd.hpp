@@ -7,5 +7,4 @@
 #include "simd/attention_backward.hpp"
 #include "simd/attention_forward.hpp"
 #include "simd/kernels.hpp"
-#include "simd/barrier_backward.hpp"
-#include "simd/barrier_forward.hpp"
+#include "simd/barrier_backward.hpp"  // includes simd/barrier_forward.hpp

@@ -35,22 +35,21 @@
 namespace suptok {
 namespace detail {
 
-// dJ_t (N p, p) = weight * db_t/dJ_t for the counted tokens, 0 for the others.
+// Overwrites the blocks ps.J with dJ_t = weight * db_t/dJ_t for the counted tokens, 0 for the others.
 template <class S>
-matrix<S> simd_barrier_block_gradients(const simd_barrier_pass<S>& ps, const S& weight, const barrier_params& bp,
-                                       mask m, const std::string& argument) {
+void simd_barrier_block_gradients(simd_barrier_pass<S>& ps, const S& weight, const barrier_params& bp, mask m,
+                                  const std::string& argument) {
   const index p = ps.p, first = first_nontrivial(m);
   auto where = [](index t) { return "token " + std::to_string(t) + " (0-based)"; };
   for (index t = first; t < ps.N; ++t)  // the exact policy's error, thrown outside the threads
     if (bp.policy == extension::exact && !on_log_branch(ps.ld[std::size_t(t)], bp))
       barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], bp, argument, where(t));
-  matrix<S> dJ = matrix<S>::Zero(ps.N * p, p);
-#pragma omp parallel for schedule(static)
+  ps.J.topRows(std::min(first, ps.N) * p).setZero();
+#pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(simd_token_flops(ps.N, p)))
   for (index t = first; t < ps.N; ++t)
-    dJ.middleRows(t * p, p) =
+    ps.J.middleRows(t * p, p) =
         weight * barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], bp, argument,
                                                      where(t));
-  return dJ;
 }
 
 // Per-token backward of head h: R_t into g.dO, D_t into g.D, the inclusive a_tt e_t into ae, the
@@ -67,7 +66,7 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
   ae.setZero(N);
   dA.setZero(p, p);
   dV.setZero(p, p);
-#pragma omp parallel
+#pragma omp parallel if (simd_kernels::worth_threads(3 * simd_token_flops(N, p)))
   {
     simd_token<S> k;
     matrix<S> dM(p, p), dC(p, p), dA_t = matrix<S>::Zero(p, p), dV_t = matrix<S>::Zero(p, p);
@@ -113,13 +112,14 @@ template <class S>
 void simd_barrier_key_tiles(simd_head_grad<S>& g, const simd_barrier_pass<S>& ps, const simd_head<S>& w, mask m) {
   g.K.setZero(w.n_pad, w.dk_pad);
   g.K.topLeftCorner(w.N, w.d_k) = w.Kt.leftCols(w.N).transpose();  // (N, d_k)
-  g.Vt = ps.X.transpose();                                          // (W, n_pad)
+  g.Vt.setZero(ps.W, w.n_pad + simd_skew<S>);
+  g.Vt.leftCols(w.n_pad) = ps.X.transpose();                        // (W, n_pad)
   g.dK.setZero(w.n_pad, w.dk_pad);
   g.dV.setZero(w.n_pad, ps.W);
   g.dQ.resize(std::size_t(simd_kernels::max_threads()));
   for (matrix<S>& dQ : g.dQ) dQ.setZero(w.N, w.dk_pad);
   const index n_tiles = w.n_pad / simd_tile;
-#pragma omp parallel
+#pragma omp parallel if (simd_kernels::worth_threads(2 * simd_tile_flops<S>(std::span(&w, 1))))
   {
     simd_scratch<S> sc;
     S* dQ = g.dQ[std::size_t(simd_kernels::thread_id())].data();
@@ -141,7 +141,8 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
   const index N = ps.N, p = ps.p, W = ps.W;
   sum = counted_sum<S>(ps.b, m);
   dU.setZero(N, p);
-  const matrix<S> dJ = simd_barrier_block_gradients<S>(ps, weight, bp, m, argument);  // (N p, p)
+  simd_barrier_block_gradients<S>(ps, weight, bp, m, argument);  // ps.J: dJ (N p, p)
+  const matrix<S>& dJ = ps.J;
   simd_head_grad<S> g;
   vector<S> ae;  // (N) inclusive: a_tt e_t
   matrix<S> dA, dV;
@@ -160,7 +161,7 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
     dW[h].W_K.noalias() += dK.transpose() * U;  // (d_k, p)
     dU.noalias() += dQ * hs[h].W_Q + dK * hs[h].W_K;
     // dx_s = Sym(E_s) x_s + E_s[m1 part]
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(double(N) * double(W)))
     for (index s = 0; s < N; ++s) {
       const S* E = g.dV.data() + s * W;
       const S* x = ps.Xc.data() + s * p;

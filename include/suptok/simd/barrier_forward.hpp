@@ -16,7 +16,7 @@
 // eps |x|^2 / |C| in C_t.
 // Workspace per sequence (barrier_workspace_bytes): X (n_pad, W), the moments (N, W) and the
 // projections of one head (the forward keeps one head at a time; the backward keeps all H), the
-// stacked blocks J (N p, p); O(N p^2), never O(N^2).
+// stacked blocks J (N p, p) for several heads or the backward; O(N p^2), never O(N^2).
 // Threads: OpenMP over the query tiles of a head (simd_forward_tiles) and over tokens.
 #pragma once
 
@@ -61,7 +61,7 @@ void simd_barrier_pack(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S
   const Eigen::Matrix<S, 1, Eigen::Dynamic> c = U.colwise().mean();  // (p)
   ps.Xc = U.rowwise() - c;                                            // (N, p)
   ps.X.setZero(simd_kernels::round_up(N, simd_tile), ps.W);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(double(N) * double(ps.W)))
   for (index s = 0; s < N; ++s) {
     const S* x = ps.Xc.data() + s * p;
     S* row = ps.X.data() + s * ps.W;
@@ -82,6 +82,9 @@ void simd_barrier_moments(simd_head<S>& w, simd_barrier_pass<S>& ps, const Eigen
   simd_forward_tiles<S>(std::span(&w, 1), ap.causal_mask);
   w.V.swap(ps.X);
 }
+
+// Flops of the per-token (p, p) products and LUs of N tokens, for the decision to thread.
+inline double simd_token_flops(index N, index p) { return 4.0 * double(N) * double(p) * double(p) * double(p); }
 
 // Per-token quantities of head h at query t, shared by the forward and the backward.
 template <class S>
@@ -112,47 +115,57 @@ void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const s
   }
 }
 
-// J_t -= V_h M^h_t for every token of one head (its moments in w.O).
+// J_t -= V_h M^h_t for every token of one head (its moments in w.O); after the last head also
+// log det J_t and b_t. Without store_J (one head, forward only) J_t lives in a per-thread (p, p)
+// block and the (N p, p) stack is never allocated.
 template <class S>
 void simd_barrier_accumulate(simd_barrier_pass<S>& ps, const simd_head<S>& w, std::size_t h,
-                             const Eigen::Ref<const matrix<S>>& U, mask m) {
+                             const Eigen::Ref<const matrix<S>>& U, const barrier_params& bp, mask m, bool last,
+                             bool store_J) {
   const index p = ps.p;
-#pragma omp parallel
+#pragma omp parallel if (simd_kernels::worth_threads(simd_token_flops(ps.N, p)))
   {
     simd_token<S> k;
+    matrix<S> block;  // (p, p) when J is not stored
 #pragma omp for schedule(static)
     for (index t = 0; t < ps.N; ++t) {
       simd_token_moment(k, ps, w, ps.A[h], U, t, m);
-      ps.J.middleRows(t * p, p).noalias() -= ps.V[h] * k.M;  // (p, p)
+      if (!store_J) block.setIdentity(p, p);
+      Eigen::Ref<matrix<S>> J_t = store_J ? Eigen::Ref<matrix<S>>(ps.J.middleRows(t * p, p)) : Eigen::Ref<matrix<S>>(block);
+      J_t.noalias() -= ps.V[h] * k.M;  // (p, p)
+      if (last) {
+        ps.ld[std::size_t(t)] = log_det<S>(J_t);
+        ps.b[std::size_t(t)] = barrier_from_log_det(ps.ld[std::size_t(t)], bp);
+      }
     }
   }
 }
 
-// The forward of one validated sequence: J_t, log det and b_t for every token. keep_heads keeps
-// every head's moments and projections (for the backward); otherwise one head buffer is reused.
+// Whether the forward keeps the stacked blocks J (N p, p): for several heads or for the backward.
+inline bool simd_barrier_stores_J(std::size_t H, bool backward) { return backward || H > 1; }
+
+// The forward of one validated sequence: log det J_t and b_t for every token (and J_t, when
+// stored). keep_heads (the backward) keeps every head's moments and projections and the blocks J;
+// otherwise one head buffer is reused.
 template <class S>
 void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
                                    const barrier_params& bp, const attention_params& ap, bool keep_heads) {
   const index N = U.rows(), p = U.cols();
+  const bool store_J = simd_barrier_stores_J(hs.size(), keep_heads);
   simd_barrier_pack(ps, U);
   ps.ws.resize(keep_heads ? hs.size() : 1);
   ps.A.resize(hs.size());
   ps.V.resize(hs.size());
-  ps.J.resize(N * p, p);
-  for (index t = 0; t < N; ++t) ps.J.middleRows(t * p, p).setIdentity();
+  ps.ld.resize(std::size_t(N));
+  ps.b.resize(std::size_t(N));
+  ps.J.resize(store_J ? N * p : 0, p);
+  for (index t = 0; t < ps.J.rows() / p; ++t) ps.J.middleRows(t * p, p).setIdentity();
   for (std::size_t h = 0; h < hs.size(); ++h) {
     simd_head<S>& w = ps.ws[keep_heads ? h : 0];
     simd_barrier_moments(w, ps, U, hs[h], ap);
     ps.A[h] = logit_matrix(hs[h], w.tau);  // (p, p)
     ps.V[h] = value_matrix(hs[h]);         // (p, p)
-    simd_barrier_accumulate(ps, w, h, U, ap.causal_mask);
-  }
-  ps.ld.resize(std::size_t(N));
-  ps.b.resize(std::size_t(N));
-#pragma omp parallel for schedule(static)
-  for (index t = 0; t < N; ++t) {
-    ps.ld[std::size_t(t)] = log_det<S>(ps.J.middleRows(t * p, p));
-    ps.b[std::size_t(t)] = barrier_from_log_det(ps.ld[std::size_t(t)], bp);
+    simd_barrier_accumulate(ps, w, h, U, bp, ap.causal_mask, h + 1 == hs.size(), store_J);
   }
 }
 
@@ -171,15 +184,15 @@ std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& hs, bool back
   detail::validate_heads(hs, hs.empty() ? 1 : hs[0].p());
   const index p = hs[0].p(), W = detail::barrier_width<S>(p), n_pad = round_up(N, detail::simd_tile);
   const index T = detail::simd_tile, threads = max_threads();
-  index n = N * p + n_pad * W + N * p * p;  // Xc, X, J
+  index n = N * p + n_pad * W + (detail::simd_barrier_stores_J(hs.size(), backward) ? N * p * p : 0);  // Xc, X, J
   index heads_kept = 0;
   for (const head<S>& h : hs) {
     const index dk = round_up(h.d_k(), block_width<S>);
     // Qs, Kt, the (unused) values U W_V^T, moments, lse; scratch tiles per thread
     const index one = N * dk + h.d_k() * n_pad + n_pad * round_up(h.d_v(), block_width<S>) + N * W + N +
                       threads * T * (2 * T + W);
-    // K, X^T, R, D, dK, E, one dQ per thread, dJ
-    const index grad = n_pad * dk + W * n_pad + N * W + N + n_pad * dk + n_pad * W + threads * N * dk + N * p * p;
+    // K, X^T, R, D, dK, E, one dQ per thread (dJ overwrites J)
+    const index grad = n_pad * dk + W * n_pad + N * W + N + n_pad * dk + n_pad * W + threads * N * dk;
     heads_kept = backward ? heads_kept + one + grad : std::max(heads_kept, one);
   }
   return std::size_t(n + heads_kept) * sizeof(S);
