@@ -6,6 +6,8 @@
 #include <suptok/support/autodiff.hpp>
 #include <suptok/support/multiprecision.hpp>
 
+#include "instances.hpp"
+
 #include <cstdint>
 #include <limits>
 #include <random>

@@ -1,0 +1,4 @@
+// Explicit instantiation definitions: see instances.hpp.
+#include "instances.hpp"
+
+SUPTOK_ATTENTION_INSTANCES(, suptok::dual<suptok::float50>)
