@@ -1,0 +1,161 @@
+// Benchmarks of the log-barrier penalty (MATH.md section 3): the simd fast path, forward and
+// forward+backward, float (double at a few sizes), over N in {256, ..., 4096} and p in {8, ..., 128};
+// the moment accumulation alone at p = 64 (its % of the fp32 FMA peak); the reference backend at
+// small sizes for scale. One head, d_k = d_v = p, strict mask, extended policy. Every problem is
+// validated against the reference (double, at a reduced N) before timing.
+// Run e.g.  OMP_NUM_THREADS=1 ./bench_barrier --benchmark_filter='forward<float>/1024/64'
+#include <suptok/simd.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+namespace {
+
+using suptok::index;
+
+template <class S>
+suptok::matrix<S> random_matrix(index rows, index cols, unsigned seed, double scale) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> normal(0.0, scale);
+  suptok::matrix<S> m(rows, cols);
+  for (index r = 0; r < rows; ++r)
+    for (index c = 0; c < cols; ++c) m(r, c) = S(normal(gen));
+  return m;
+}
+
+template <class S>
+suptok::heads<S> one_head(index p) {
+  const double scale = 0.5 / std::sqrt(double(p));  // ||V C A|| below about 1: J_t feasible
+  return {{random_matrix<S>(p, p, 11, scale), random_matrix<S>(p, p, 12, scale), random_matrix<S>(p, p, 13, scale),
+           random_matrix<S>(p, p, 14, scale)}};
+}
+
+const suptok::barrier_params policy{suptok::extension::extended, 1e-8, 1e-2};
+
+// Flops, strict mask, one head, d_k = p (unpadded, masked entries not counted):
+//   logits        N^2/2 * 2p
+//   moments       N^2/2 * (p(p+1)/2 + p) * 2       packed second moments and the first moments
+//   per token     C A 2p^3, V (C A) 2p^3, LU 2p^3/3
+double moment_flops(double N, double p) { return N * N / 2 * (p * (p + 1) / 2 + p) * 2; }
+double forward_flops(double N, double p) {
+  return N * N / 2 * 2 * p + moment_flops(N, p) + N * (4 * p * p * p + 2 * p * p * p / 3);
+}
+// Backward (on top of its own forward): da = R X^T and E = a^T R (2 moment GEMMs), logits again,
+// dQ and dK (N^2/2 * 2p each); per token the inverse J^{-T} (4p^3/3 after the LU) and dV, dM, dC,
+// dA (2p^3 each).
+double backward_flops(double N, double p) {
+  return 2 * moment_flops(N, p) + 3 * N * N / 2 * 2 * p + N * (4 * p * p * p / 3 + 8 * p * p * p);
+}
+
+// Checks the simd penalty and gradient against the reference in double before any timing.
+void validate(index p) {
+  const index N = 100;
+  const auto U = random_matrix<double>(N, p, 1, 1.0);
+  const auto hs = one_head<double>(p);
+  const auto fast = suptok::barrier_penalty_backward(suptok::simd{}, U, hs, policy);
+  const auto ref = suptok::barrier_penalty_backward<double>(U, hs, policy);
+  const double err = std::abs(fast.penalty - ref.penalty) + (fast.grad.dU - ref.grad.dU).cwiseAbs().maxCoeff();
+  if (!(err <= 1e-10 * (1 + ref.grad.dU.cwiseAbs().maxCoeff()))) {
+    std::fprintf(stderr, "bench_barrier: simd differs from the reference at p = %ld (error %g)\n", long(p), err);
+    std::exit(1);
+  }
+}
+
+template <class S>
+void set_counters(benchmark::State& state, double flops, index N, index p, bool backward) {
+  state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["workspace_MB"] =
+      double(suptok::barrier_workspace_bytes(suptok::simd{}, N, one_head<S>(p), backward)) / 1e6;
+}
+
+template <class S>
+void BM_barrier_forward(benchmark::State& state) {
+  const index N = state.range(0), p = state.range(1);
+  validate(p);
+  const auto U = random_matrix<S>(N, p, 1, 1.0);
+  const auto hs = one_head<S>(p);
+  for (auto _ : state) benchmark::DoNotOptimize(suptok::barrier_penalty(suptok::simd{}, U, hs, policy));
+  set_counters<S>(state, forward_flops(double(N), double(p)), N, p, false);
+}
+
+template <class S>
+void BM_barrier_forward_backward(benchmark::State& state) {
+  const index N = state.range(0), p = state.range(1);
+  validate(p);
+  const auto U = random_matrix<S>(N, p, 1, 1.0);
+  const auto hs = one_head<S>(p);
+  for (auto _ : state) benchmark::DoNotOptimize(suptok::barrier_penalty_backward(suptok::simd{}, U, hs, policy));
+  set_counters<S>(state, forward_flops(double(N), double(p)) * 2 + backward_flops(double(N), double(p)), N, p, true);
+}
+
+// The moment accumulation alone (the fused online-softmax tiles with the packed keys as values),
+// flops moment_flops + logits: compare GFLOP/s with the fp32 FMA peak (about 92 GFLOP/s per core).
+template <class S>
+void BM_barrier_moments(benchmark::State& state) {
+  const index N = state.range(0), p = state.range(1);
+  const auto U = random_matrix<S>(N, p, 1, 1.0);
+  const auto hs = one_head<S>(p);
+  suptok::detail::simd_barrier_pass<S> ps;
+  suptok::detail::simd_barrier_pack<S>(ps, U);
+  suptok::detail::simd_head<S> w;
+  for (auto _ : state) {
+    suptok::detail::simd_barrier_moments<S>(w, ps, U, hs[0], suptok::attention_params{});
+    benchmark::DoNotOptimize(w.O.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter((moment_flops(double(N), double(p)) + double(N) * N * p) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+template <class S>
+void BM_barrier_reference_forward(benchmark::State& state) {
+  const index N = state.range(0), p = state.range(1);
+  const auto U = random_matrix<S>(N, p, 1, 1.0);
+  const auto hs = one_head<S>(p);
+  for (auto _ : state) benchmark::DoNotOptimize(suptok::barrier_penalty<S>(U, hs, policy));
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(forward_flops(double(N), double(p)) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+template <class S>
+void BM_barrier_reference_forward_backward(benchmark::State& state) {
+  const index N = state.range(0), p = state.range(1);
+  const auto U = random_matrix<S>(N, p, 1, 1.0);
+  const auto hs = one_head<S>(p);
+  for (auto _ : state) benchmark::DoNotOptimize(suptok::barrier_penalty_backward<S>(U, hs, policy));
+  state.counters["GFLOP/s"] =
+      benchmark::Counter((forward_flops(double(N), double(p)) * 2 + backward_flops(double(N), double(p))) * 1e-9,
+                         benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void sweep(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "p"})->Unit(benchmark::kMillisecond)->UseRealTime();
+  for (index N : {256, 512, 1024, 2048, 4096})
+    for (index p : {8, 16, 32, 64, 128}) b->Args({N, p});
+}
+void few(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "p"})->Unit(benchmark::kMillisecond)->UseRealTime();
+  for (auto [N, p] : {std::pair<index, index>{256, 8}, {512, 32}, {1024, 64}}) b->Args({N, p});
+}
+void small(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "p"})->Unit(benchmark::kMillisecond)->UseRealTime();
+  for (auto [N, p] : {std::pair<index, index>{256, 8}, {256, 16}, {512, 32}}) b->Args({N, p});
+}
+
+}  // namespace
+
+BENCHMARK_TEMPLATE(BM_barrier_forward, float)->Apply(sweep);
+BENCHMARK_TEMPLATE(BM_barrier_forward_backward, float)->Apply(sweep);
+BENCHMARK_TEMPLATE(BM_barrier_forward, double)->Apply(few);
+BENCHMARK_TEMPLATE(BM_barrier_forward_backward, double)->Apply(few);
+BENCHMARK_TEMPLATE(BM_barrier_moments, float)
+    ->ArgNames({"N", "p"})
+    ->Args({1024, 64})
+    ->Args({2048, 64})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_barrier_reference_forward, float)->Apply(small);
+BENCHMARK_TEMPLATE(BM_barrier_reference_forward_backward, float)->Apply(small);
