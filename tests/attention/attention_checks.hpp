@@ -14,34 +14,6 @@
 
 namespace suptok::test {
 
-// Pointers to the blocks of (U, heads), in the order above.
-template <class S>
-std::vector<matrix<S>*> blocks_of(matrix<S>& U, heads<S>& hs) {
-  std::vector<matrix<S>*> b{&U};
-  for (auto& h : hs) {
-    b.push_back(&h.W_Q);
-    b.push_back(&h.W_K);
-    b.push_back(&h.W_V);
-    b.push_back(&h.W_O);
-  }
-  return b;
-}
-
-inline std::string block_name(std::size_t k) {
-  if (k == 0) return "U";
-  static const char* fields[] = {"W_Q", "W_K", "W_V", "W_O"};
-  return "heads[" + std::to_string((k - 1) / 4) + "]." + fields[(k - 1) % 4];
-}
-
-// The analytic gradient as blocks.
-template <class S>
-std::vector<matrix<S>> blocks_of(const attention_gradients<S>& g) {
-  auto copy = g;
-  std::vector<matrix<S>> out;
-  for (auto* b : blocks_of(copy.dU, copy.dW)) out.push_back(*b);
-  return out;
-}
-
 // L = sum_ti G_ti mu_ti.
 template <class S>
 S loss(const matrix<S>& U, const heads<S>& hs, const matrix<S>& G, const attention_params& params) {

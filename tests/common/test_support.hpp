@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <string>
 #include <tuple>
+#include <vector>
 
 namespace suptok::test {
 
@@ -61,6 +63,36 @@ heads<To> cast(const heads<From>& hs) {
     r[h].W_O = cast<To>(hs[h].W_O);
   }
   return r;
+}
+
+// Pointers to the parameter blocks of (U, heads) in the order the gradient tests use:
+// U, then for each head W_Q, W_K, W_V, W_O.
+template <class S>
+std::vector<matrix<S>*> blocks_of(matrix<S>& U, heads<S>& hs) {
+  std::vector<matrix<S>*> b{&U};
+  for (auto& h : hs) {
+    b.push_back(&h.W_Q);
+    b.push_back(&h.W_K);
+    b.push_back(&h.W_V);
+    b.push_back(&h.W_O);
+  }
+  return b;
+}
+
+// A gradient (dU, dW) as copies of its blocks, in the order of blocks_of(U, heads).
+template <class S>
+std::vector<matrix<S>> blocks_of(const attention_gradients<S>& g) {
+  auto copy = g;
+  std::vector<matrix<S>> out;
+  for (auto* b : blocks_of(copy.dU, copy.dW)) out.push_back(*b);
+  return out;
+}
+
+// The name of block k of blocks_of(U, heads): "U", "heads[h].W_Q", ...
+inline std::string block_name(std::size_t k) {
+  if (k == 0) return "U";
+  static const char* fields[] = {"W_Q", "W_K", "W_V", "W_O"};
+  return "heads[" + std::to_string((k - 1) / 4) + "]." + fields[(k - 1) % 4];
 }
 
 // Central difference of a scalar function f(x) along the entry `x` (modified in place and
