@@ -3,7 +3,7 @@
 // Each of them instantiates a dozen Eigen products, which for the multiprecision and autodiff
 // scalars costs tens of seconds of compile time. The test translation units see them as
 // `extern template` (this header, through test_support.hpp) and the instances are compiled once,
-// in parallel, by tests/common/instances_*.cpp into the suptok_test_main library. The public
+// in parallel, by tests/common/instances_*.cpp into the suptok_test_instances library. The public
 // wrappers (validation, defaults) are still instantiated where they are used.
 #pragma once
 
@@ -48,9 +48,13 @@
   SUPTOK_ATTENTION_INSTANCES(EXTERN, S) \
   SUPTOK_MODEL_INSTANCES(EXTERN, S)
 
+// Test targets compiled with other code-generation flags define SUPTOK_TEST_NO_EXTERN_INSTANCES
+// (see suptok_add_test's NO_INSTANCES in tests/CMakeLists.txt).
+#ifndef SUPTOK_TEST_NO_EXTERN_INSTANCES
 SUPTOK_ALL_INSTANCES(extern, float)
 SUPTOK_ALL_INSTANCES(extern, double)
 SUPTOK_ALL_INSTANCES(extern, long double)
 SUPTOK_ALL_INSTANCES(extern, suptok::float50)
 SUPTOK_ATTENTION_INSTANCES(extern, suptok::dual<double>)
 SUPTOK_ATTENTION_INSTANCES(extern, suptok::dual<suptok::float50>)
+#endif
