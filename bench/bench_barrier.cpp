@@ -38,9 +38,9 @@ const suptok::barrier_params policy{suptok::extension::extended, 1e-8, 1e-2};
 
 // Flops, strict mask, one head, d_k = p (unpadded, masked entries not counted):
 //   logits        N^2/2 * 2p
-//   moments       N^2/2 * (p(p+1)/2 + p) * 2       packed second moments and the first moments
+//   moments       N^2/2 * (p(p+1)/2 + p + 1) * 2   packed second moments, first moments, weight sum
 //   per token     C A 2p^3, V (C A) 2p^3, LU 2p^3/3
-double moment_flops(double N, double p) { return N * N / 2 * (p * (p + 1) / 2 + p) * 2; }
+double moment_flops(double N, double p) { return N * N / 2 * (p * (p + 1) / 2 + p + 1) * 2; }
 double forward_flops(double N, double p) {
   return N * N / 2 * 2 * p + moment_flops(N, p) + N * (4 * p * p * p + 2 * p * p * p / 3);
 }

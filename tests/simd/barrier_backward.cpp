@@ -72,8 +72,10 @@ TEMPLATE_TEST_CASE("simd barrier gradients match the reference over a shape swee
 // the clamp's gradient jump). J_t is far from I (condition numbers of 10^2 - 10^3 near the
 // boundary, and J^{-T} multiplies rounding errors by them), so the float simd path is held to the
 // DESIGN.md rule against the double reference: at most twice the float reference's error + 64 eps;
-// double, simd vs reference: k = 4096 (measured worst cases 532 eps for b_t, 1217 eps for the
-// gradients, under the clamp policy at eps = 1e-2; docs/simd.md).
+// double, simd vs reference: k = 16384 (measured worst cases 1609 eps for b_t, 5427 eps for the
+// gradients, under the clamp policy at eps = 1e-2, with the moments of the packed GEMM, whose
+// sums run over blocks of 256 keys in another order; 532 and 1217 eps with the online-softmax
+// moments; docs/simd.md).
 TEMPLATE_TEST_CASE("simd barrier matches the reference for every policy, continuation region included",
                    "[simd][barrier][backward]", float, double) {
   using S = TestType;
@@ -99,8 +101,8 @@ TEMPLATE_TEST_CASE("simd barrier matches the reference for every policy, continu
       CHECK(e.b_hi <= 2 * e.ref_b_hi + 64);
       CHECK(e.grad_hi <= 2 * e.ref_g_hi + 64);
     } else {
-      CHECK(e.b <= 4096);
-      CHECK(e.grad <= 4096);
+      CHECK(e.b <= 16384);
+      CHECK(e.grad <= 16384);
     }
   }
 }

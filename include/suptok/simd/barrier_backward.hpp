@@ -74,8 +74,8 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
 #pragma omp for schedule(static)
     for (index t = 0; t < N; ++t) {
       const auto dJ_t = dJ.middleRows(t * p, p);
-      simd_token_moment(k, ps, w, A, U, t, m);
-      dV_t.noalias() -= dJ_t * k.M.transpose();     // J_t -= V M_t
+      simd_token_moment(k, ps, w, h, U, t, m);
+      dV_t.noalias() -= dJ_t * k.M.leftCols(p).transpose();  // J_t -= V M_t
       dM.noalias() = -(ps.V[h].transpose() * dJ_t);
       dC.noalias() = dM * A.transpose();            // M_t = C_t A
       dA_t.noalias() += k.C * dM;

@@ -2,50 +2,58 @@
 //
 // Same values as barrier/penalty.hpp (MATH.md sections 2.1, 2.1b, 2.2, 3). Per head h and query t:
 //   x_s   = u_s - c                    keys centred by the sequence mean c (leaves C_t unchanged)
-//   X_s   = [x_i x_j (i <= j), x]      packed outer product and the key (width >= p(p+1)/2 + p)
-//   [m2_t, m1_t] = sum_{s in P(t)} a_ts X_s       one online-softmax pass: the fused attention
-//                                                 tile of simd/attention_forward.hpp with X as
-//                                                 the values (a GEMM (queries x keys) (keys x W))
+//   X_s   = [x_i x_j (i <= j), x, 1]   packed outer product, the key and a one (width >= p(p+1)/2 + p + 1)
+//   [m2_t, m1_t, z_t] = sum_{s in P(t)} a_ts X_s  the two-pass packed GEMM of
+//                                                 simd/barrier_moments.hpp, then divided by z_t:
+//                                                 z_t = 1 up to the rounding of lse_t (about
+//                                                 |lse_t| eps), which C_t's cancellation would
+//                                                 amplify were m2 and m1 not normalised together
 //   C_t   = m2_t - m1_t m1_t^T                                           (p, p) symmetric
 //   M_t   = C_t A_h  [+ a_tt I + a_tt (x_t - m1_t)(A_h u_t)^T, inclusive]  (p, p)
-//   J_t   = I - sum_h V_h M^h_t,   b_t = f(det J_t) from the pivoted LU (likelihood/logdet.hpp,
+//   J_t   = I - sum_h V_h M^h_t,   b_t = f(det J_t) from the pivoted LU (kernels.hpp lu_log_det,
 //           the extension policy of barrier/policy.hpp)
+// The per-token products C_t A and V M_t are register-blocked gemm_tile calls on (p, p_pad) rows
+// (p_pad = p rounded up to the register block, zero columns), L1-resident for p <= 64.
 // Numerical caveat: C_t = m2 - m1 m1^T cancels when the keys have a large mean relative to their
 // spread; centring by the sequence mean removes a common offset (tests use offset data), but a
 // sequence whose local mean drifts far from its global mean keeps a relative error of about
 // eps |x|^2 / |C| in C_t.
 // Workspace per sequence (barrier_workspace_bytes): X (n_pad, W), the moments (N, W) and the
 // projections of one head (the forward keeps one head at a time; the backward keeps all H), the
-// stacked blocks J (N p, p) for several heads or the backward; O(N p^2), never O(N^2).
-// Threads: OpenMP over the query tiles of a head (simd_forward_tiles) and over tokens.
+// stacked blocks J (N p, p) for several heads or the backward, the moment GEMM's panels;
+// O(N p^2), never O(N^2).
+// Threads: OpenMP inside the moments (simd/barrier_moments.hpp) and over tokens.
 #pragma once
 
 #include <span>
 #include <string>
 #include <vector>
 
-#include <Eigen/LU>
-
 #include "../barrier/penalty.hpp"
-#include "attention_forward.hpp"
+#include "barrier_moments.hpp"
 
 namespace suptok {
 namespace detail {
 
-// Width of a packed row [x_i x_j (i <= j), x], padded to the register block.
+// Column of the one in a packed row [x_i x_j (i <= j), x, 1] (its weight sum z_t in the moments).
+inline index barrier_sum_column(index p) { return p * (p + 1) / 2 + p; }
+
+// Width of a packed row, padded to the register block.
 template <class S>
 index barrier_width(index p) {
-  return simd_kernels::round_up(p * (p + 1) / 2 + p, simd_kernels::block_width<S>);
+  return simd_kernels::round_up(barrier_sum_column(p) + 1, simd_kernels::block_width<S>);
 }
 
 // One sequence's forward state.
 template <class S>
 struct simd_barrier_pass {
-  index N = 0, p = 0, W = 0;
+  index N = 0, p = 0, W = 0, p_pad = 0;
   matrix<S> Xc;                        // (N, p)      centred keys x_s
   matrix<S> X;                         // (n_pad, W)  packed rows X_s, zero padding
+  simd_moment_buffers<S> moments;      // panels of the moment GEMM
   std::vector<simd_head<S>> ws;        // one head at a time (forward) or all H (backward); O = moments
   std::vector<matrix<S>> A, V;         // H x (p, p)
+  std::vector<matrix<S>> A_pad;        // H x (p, p_pad) A with zero columns
   matrix<S> J;                         // (N p, p)    J_t = rows [t p, t p + p)
   std::vector<signed_log_det<S>> ld;   // N
   std::vector<S> b;                    // N
@@ -58,6 +66,7 @@ void simd_barrier_pack(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S
   ps.N = N;
   ps.p = p;
   ps.W = barrier_width<S>(p);
+  ps.p_pad = simd_kernels::round_up(p, simd_kernels::block_width<S>);
   const Eigen::Matrix<S, 1, Eigen::Dynamic> c = U.colwise().mean();  // (p)
   ps.Xc = U.rowwise() - c;                                            // (N, p)
   ps.X.setZero(simd_kernels::round_up(N, simd_tile), ps.W);
@@ -68,19 +77,22 @@ void simd_barrier_pack(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S
     for (index i = 0; i < p; ++i)
       for (index j = i; j < p; ++j) *row++ = x[i] * x[j];
     for (index i = 0; i < p; ++i) *row++ = x[i];
+    *row = S(1);
   }
 }
 
-// The moments of head hs[h] into w.O (N, W), with w.lse: the fused attention tiles with X as values.
+// The moments of head h into w.O (round_up(N, 6), W), with w.lse (simd/barrier_moments.hpp).
 template <class S>
 void simd_barrier_moments(simd_head<S>& w, simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U,
                           const head<S>& h, const attention_params& ap) {
-  simd_project(w, U, h, ap);  // Qs, Kt (its values U W_V^T are replaced by X below)
-  w.d_v = w.dv_pad = ps.W;
-  w.O.resize(ps.N, ps.W);
-  w.V.swap(ps.X);
-  simd_forward_tiles<S>(std::span(&w, 1), ap.causal_mask);
-  w.V.swap(ps.X);
+  simd_project(w, U, h, ap);  // Qs, Kt (its values U W_V^T are not used)
+  simd_attention_moments(w, ps.X, ap.causal_mask, ps.moments);
+  const index z = barrier_sum_column(ps.p);
+#pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(double(ps.N) * double(ps.W)))
+  for (index t = 0; t < ps.N; ++t) {  // [m2, m1, z] / z; a row with an empty past stays 0
+    S* o = w.O.data() + t * ps.W;
+    if (o[z] > S(0)) simd_kernels::scale(o, ps.W, S(1) / o[z]);
+  }
 }
 
 // Flops of the per-token (p, p) products and LUs of N tokens, for the decision to thread.
@@ -89,28 +101,33 @@ inline double simd_token_flops(index N, index p) { return 4.0 * double(N) * doub
 // Per-token quantities of head h at query t, shared by the forward and the backward.
 template <class S>
 struct simd_token {
-  matrix<S> C, M;  // (p, p)
+  matrix<S> C;     // (p, p)
+  matrix<S> M;     // (p, p_pad), zero padding columns
+  matrix<S> VM;    // (p, p_pad)  V M_t, then J_t for the LU
   vector<S> d, hv; // (p)  inclusive: x_t - m1_t and A u_t
   S a_tt = S(0);   // inclusive: the weight of the query on itself
 };
 
 // C_t and M_t (and the inclusive extras) of head w at token t from its moments.
 template <class S>
-void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const simd_head<S>& w, const matrix<S>& A,
+void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const simd_head<S>& w, std::size_t h,
                        const Eigen::Ref<const matrix<S>>& U, index t, mask m) {
   using std::exp;
   const index p = ps.p;
+  const matrix<S>& A = ps.A[h];
   const S* m2 = w.O.data() + t * ps.W;
   const S* m1 = m2 + p * (p + 1) / 2;
   k.C.resize(p, p);
   for (index i = 0; i < p; ++i)
     for (index j = i; j < p; ++j) k.C(i, j) = k.C(j, i) = *m2++ - m1[i] * m1[j];  // C = m2 - m1 m1^T
-  k.M.noalias() = k.C * A;                                                         // (p, p)
+  k.M.resize(p, ps.p_pad);
+  simd_kernels::gemm_tile<S>(k.M.data(), ps.p_pad, k.C.data(), p, 1, ps.A_pad[h].data(), ps.p_pad, p, p, ps.p_pad,
+                             false);  // M = C A (p, p) (p, p_pad)
   if (m == mask::inclusive) {
     k.hv.noalias() = A * U.row(t).transpose();                                     // (p)
     k.a_tt = exp(k.hv.dot(U.row(t).transpose()) - w.lse(t));                       // l_tt = u_t . A u_t
     k.d = ps.Xc.row(t).transpose() - Eigen::Map<const vector<S>>(m1, p);           // (p)
-    k.M.noalias() += k.a_tt * k.d * k.hv.transpose();
+    k.M.leftCols(p).noalias() += k.a_tt * k.d * k.hv.transpose();
     k.M.diagonal().array() += k.a_tt;
   }
 }
@@ -122,19 +139,25 @@ template <class S>
 void simd_barrier_accumulate(simd_barrier_pass<S>& ps, const simd_head<S>& w, std::size_t h,
                              const Eigen::Ref<const matrix<S>>& U, const barrier_params& bp, mask m, bool last,
                              bool store_J) {
-  const index p = ps.p;
+  const index p = ps.p, p_pad = ps.p_pad;
 #pragma omp parallel if (simd_kernels::worth_threads(simd_token_flops(ps.N, p)))
   {
     simd_token<S> k;
-    matrix<S> block;  // (p, p) when J is not stored
+    k.VM.resize(p, p_pad);
 #pragma omp for schedule(static)
     for (index t = 0; t < ps.N; ++t) {
-      simd_token_moment(k, ps, w, ps.A[h], U, t, m);
-      if (!store_J) block.setIdentity(p, p);
-      Eigen::Ref<matrix<S>> J_t = store_J ? Eigen::Ref<matrix<S>>(ps.J.middleRows(t * p, p)) : Eigen::Ref<matrix<S>>(block);
-      J_t.noalias() -= ps.V[h] * k.M;  // (p, p)
+      simd_token_moment(k, ps, w, h, U, t, m);
+      simd_kernels::gemm_tile<S>(k.VM.data(), p_pad, ps.V[h].data(), p, 1, k.M.data(), p_pad, p, p, p_pad,
+                                 false);  // V M_t (p, p) (p, p_pad)
+      if (store_J) {
+        ps.J.middleRows(t * p, p) -= k.VM.leftCols(p);
+        if (last) k.VM.leftCols(p) = ps.J.middleRows(t * p, p);
+      } else {
+        k.VM = -k.VM;
+        k.VM.diagonal().array() += S(1);  // J_t = I - V M_t, zero padding columns
+      }
       if (last) {
-        ps.ld[std::size_t(t)] = log_det<S>(J_t);
+        ps.ld[std::size_t(t)] = simd_kernels::lu_log_det(k.VM.data(), p, p_pad);
         ps.b[std::size_t(t)] = barrier_from_log_det(ps.ld[std::size_t(t)], bp);
       }
     }
@@ -155,6 +178,7 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
   simd_barrier_pack(ps, U);
   ps.ws.resize(keep_heads ? hs.size() : 1);
   ps.A.resize(hs.size());
+  ps.A_pad.resize(hs.size());
   ps.V.resize(hs.size());
   ps.ld.resize(std::size_t(N));
   ps.b.resize(std::size_t(N));
@@ -164,6 +188,8 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
     simd_head<S>& w = ps.ws[keep_heads ? h : 0];
     simd_barrier_moments(w, ps, U, hs[h], ap);
     ps.A[h] = logit_matrix(hs[h], w.tau);  // (p, p)
+    ps.A_pad[h].setZero(p, ps.p_pad);
+    ps.A_pad[h].leftCols(p) = ps.A[h];
     ps.V[h] = value_matrix(hs[h]);         // (p, p)
     simd_barrier_accumulate(ps, w, h, U, bp, ap.causal_mask, h + 1 == hs.size(), store_J);
   }
@@ -184,13 +210,16 @@ std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& hs, bool back
   detail::validate_heads(hs, hs.empty() ? 1 : hs[0].p());
   const index p = hs[0].p(), W = detail::barrier_width<S>(p), n_pad = round_up(N, detail::simd_tile);
   const index T = detail::simd_tile, threads = max_threads();
-  index n = N * p + n_pad * W + (detail::simd_barrier_stores_J(hs.size(), backward) ? N * p * p : 0);  // Xc, X, J
+  // Xc, X, J, the moment GEMM's panels
+  index n = N * p + n_pad * W + (detail::simd_barrier_stores_J(hs.size(), backward) ? N * p * p : 0) +
+            detail::simd_moment_buffer_elements<S>(N, W);
   index heads_kept = 0;
   for (const head<S>& h : hs) {
     const index dk = round_up(h.d_k(), block_width<S>);
-    // Qs, Kt, the (unused) values U W_V^T, moments, lse; scratch tiles per thread
-    const index one = N * dk + h.d_k() * n_pad + n_pad * round_up(h.d_v(), block_width<S>) + N * W + N +
-                      threads * T * (2 * T + W);
+    // Qs, Kt, the (unused) values U W_V^T, moments, lse; the P and dP tiles per thread
+    const index one = N * dk + h.d_k() * n_pad + n_pad * round_up(h.d_v(), block_width<S>) +
+                      round_up(N, detail::simd_kernels::gemm_rows) * W + N +
+                      threads * 2 * T * T;
     // K, X^T, R, D, dK, E, one dQ per thread (dJ overwrites J)
     const index grad = n_pad * dk + W * n_pad + N * W + N + n_pad * dk + n_pad * W + threads * N * dk;
     heads_kept = backward ? heads_kept + one + grad : std::max(heads_kept, one);

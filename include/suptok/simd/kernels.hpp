@@ -4,7 +4,10 @@
 //   time (broadcast) through two strides, so a transposed A (P^T, dS^T in the backward) costs
 //   nothing extra; B is read by rows as SIMD vectors, so W must be a multiple of block_width<S>
 //   (the caller pads its operands with zero columns). Register block: 6 rows x 2 vectors
-//   (12 accumulators, 16 floats or 8 doubles wide), the shape that keeps two FMA pipes busy.
+//   (12 accumulators, 16 floats or 8 doubles wide), the shape that keeps two FMA pipes busy; the
+//   k loop is unrolled 4 times (without it the loop overhead costs a third of the FMA rate).
+//   With A packed in row panels (a_rs = 1, a_cs = R) and B in column panels (ldb = block_width,
+//   pack_column_panels) the same block is the micro-kernel of a packed GEMM (simd/barrier_moments.hpp).
 // - row primitives on padded rows (length a multiple of the vector size): maximum,
 //   x <- exp(x - shift) with its sum (xsimd::exp, about 1 ulp), scaling, dot product.
 // The instruction set is xsimd's default architecture, fixed by the compile flags: with
@@ -19,10 +22,12 @@
 #endif
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <type_traits>
 
 #include "../core/view.hpp"
+#include "../likelihood/logdet.hpp"
 
 namespace suptok::detail::simd_kernels {
 
@@ -73,6 +78,7 @@ inline void gemm_block(S* C, index ldc, const S* A, index a_rs, index a_cs, cons
     c0[r] = accumulate ? V::load_unaligned(C + r * ldc) : V(S(0));
     c1[r] = accumulate ? V::load_unaligned(C + r * ldc + L) : V(S(0));
   }
+#pragma GCC unroll 4
   for (index k = 0; k < K; ++k) {
     const V b0 = V::load_unaligned(B + k * ldb);
     const V b1 = V::load_unaligned(B + k * ldb + L);
@@ -89,27 +95,96 @@ inline void gemm_block(S* C, index ldc, const S* A, index a_rs, index a_cs, cons
   }
 }
 
+// Rows of the register block of gemm_tile (and of the packed A panels).
+inline constexpr index gemm_rows = 6;
+
+// Depth of one pass of gemm_tile: a (gemm_depth, block_width) slice of B (16 KiB float) stays in
+// L1 while every row block of A uses it; deeper products (K = W of the barrier's backward, about
+// p^2 / 2) are summed over several passes.
+inline constexpr index gemm_depth = 256;
+
 // C (M, W) = or += A (M, K) B (K, W); W a multiple of block_width<S>. C rows are ldc apart,
 // B rows ldb apart; A as in gemm_block.
 template <class S>
 void gemm_tile(S* C, index ldc, const S* A, index a_rs, index a_cs, const S* B, index ldb, index M, index K,
                index W, bool accumulate) {
-  constexpr index R = 6;
-  for (index c = 0; c < W; c += block_width<S>) {
-    index r = 0;
-    for (; r + R <= M; r += R)
-      gemm_block<R>(C + r * ldc + c, ldc, A + r * a_rs, a_rs, a_cs, B + c, ldb, K, accumulate);
-    S* Cr = C + r * ldc + c;
-    const S* Ar = A + r * a_rs;
-    switch (M - r) {
-      case 5: gemm_block<5>(Cr, ldc, Ar, a_rs, a_cs, B + c, ldb, K, accumulate); break;
-      case 4: gemm_block<4>(Cr, ldc, Ar, a_rs, a_cs, B + c, ldb, K, accumulate); break;
-      case 3: gemm_block<3>(Cr, ldc, Ar, a_rs, a_cs, B + c, ldb, K, accumulate); break;
-      case 2: gemm_block<2>(Cr, ldc, Ar, a_rs, a_cs, B + c, ldb, K, accumulate); break;
-      case 1: gemm_block<1>(Cr, ldc, Ar, a_rs, a_cs, B + c, ldb, K, accumulate); break;
-      default: break;
+  constexpr index R = gemm_rows;
+  for (index k0 = 0; k0 == 0 || k0 < K; k0 += gemm_depth) {
+    const index kd = std::min(gemm_depth, K - k0);
+    const bool acc = accumulate || k0 > 0;
+    const S* Ak = A + k0 * a_cs;
+    const S* Bk = B + k0 * ldb;
+    for (index c = 0; c < W; c += block_width<S>) {
+      index r = 0;
+      for (; r + R <= M; r += R) gemm_block<R>(C + r * ldc + c, ldc, Ak + r * a_rs, a_rs, a_cs, Bk + c, ldb, kd, acc);
+      S* Cr = C + r * ldc + c;
+      const S* Ar = Ak + r * a_rs;
+      switch (M - r) {
+        case 5: gemm_block<5>(Cr, ldc, Ar, a_rs, a_cs, Bk + c, ldb, kd, acc); break;
+        case 4: gemm_block<4>(Cr, ldc, Ar, a_rs, a_cs, Bk + c, ldb, kd, acc); break;
+        case 3: gemm_block<3>(Cr, ldc, Ar, a_rs, a_cs, Bk + c, ldb, kd, acc); break;
+        case 2: gemm_block<2>(Cr, ldc, Ar, a_rs, a_cs, Bk + c, ldb, kd, acc); break;
+        case 1: gemm_block<1>(Cr, ldc, Ar, a_rs, a_cs, Bk + c, ldb, kd, acc); break;
+        default: break;
+      }
     }
   }
+}
+
+// Packs B (K, W) (rows ldb apart, W a multiple of block_width<S>) into column panels of
+// block_width<S> columns: panel c / block_width at Bp + c K, its row k at + k block_width.
+template <class S>
+void pack_column_panels(S* Bp, const S* B, index ldb, index K, index W) {
+  constexpr index bw = block_width<S>;
+  for (index c = 0; c < W; c += bw)
+    for (index k = 0; k < K; ++k) std::copy_n(B + k * ldb + c, bw, Bp + c * K + k * bw);
+}
+
+// Gaussian elimination with partial pivoting, in place, of the (p, p) block J (rows ld apart, ld a
+// multiple of lanes<S>, columns [p, ld) zero): det J = sign(P) prod_k U_kk. Only the pivots are
+// kept: row i -= (J_ik / J_kk) row k over whole vectors from the one holding column k + 1 (the
+// columns <= k it also touches are never read again). J is overwritten. Same result as
+// likelihood/logdet.hpp's log_det up to rounding, without its allocations.
+template <class S>
+signed_log_det<S> lu_log_det(S* J, index p, index ld) {
+  using V = vec<S>;
+  using std::abs;
+  using std::log;
+  signed_log_det<S> r{1, S(0)};
+  for (index k = 0; k < p; ++k) {
+    index piv = k;
+    for (index i = k + 1; i < p; ++i)
+      if (abs(J[i * ld + k]) > abs(J[piv * ld + k])) piv = i;
+    S* row_k = J + k * ld;
+    if (piv != k) {
+      std::swap_ranges(row_k, row_k + ld, J + piv * ld);
+      r.sign = -r.sign;
+    }
+    const S u = row_k[k];
+    if (u == S(0)) return {0, -std::numeric_limits<S>::infinity()};
+    if (u < S(0)) r.sign = -r.sign;
+    r.log_abs += log(abs(u));
+    const index j0 = (k + 1) / lanes<S> * lanes<S>;
+    const S minus_inv = S(-1) / u;
+    index i = k + 1;
+    for (; i + 1 < p; i += 2) {  // two rows per pass share the loads of row k
+      S* row_a = J + i * ld;
+      S* row_b = row_a + ld;
+      const V la(row_a[k] * minus_inv), lb(row_b[k] * minus_inv);
+      for (index j = j0; j < ld; j += lanes<S>) {
+        const V rk = V::load_unaligned(row_k + j);
+        xsimd::fma(la, rk, V::load_unaligned(row_a + j)).store_unaligned(row_a + j);
+        xsimd::fma(lb, rk, V::load_unaligned(row_b + j)).store_unaligned(row_b + j);
+      }
+    }
+    if (i < p) {
+      S* row_i = J + i * ld;
+      const V l(row_i[k] * minus_inv);
+      for (index j = j0; j < ld; j += lanes<S>)
+        xsimd::fma(l, V::load_unaligned(row_k + j), V::load_unaligned(row_i + j)).store_unaligned(row_i + j);
+    }
+  }
+  return r;
 }
 
 // max_j x_j over n entries (n a multiple of lanes<S>).
