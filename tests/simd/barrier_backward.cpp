@@ -39,8 +39,10 @@ branch_census census(const test::barrier_problem<S>& pb, const barrier_params& b
 
 // Tolerances in eps of S (err_eps_gradients: atol k eps times the largest entry of the whole
 // gradient). The gradients are sums over up to N^2 / 2 products through J_t^{-T}, the moments and
-// the softmax, summed in other orders by the two paths: measured worst cases 3.7 eps (float and
-// double), penalty 0.9 eps (docs/simd.md); k = 16 leaves a margin of about 4. Against the double
+// the softmax, summed in other orders by the two paths: measured worst cases 12.0 eps (float),
+// 11.6 eps (double) (3.7 before the one-head Sylvester form, whose dW_Q, dW_K come from
+// G = sum_t C_t dJ'_t, a sum of N products taken before the product with V^T), penalty 0.9 eps
+// (docs/simd.md); k = 32 leaves a margin of about 2.7. Against the double
 // reference the float simd path is held to the DESIGN.md rule: within twice the float
 // reference's own error (measured 8.3 eps, both) or k.
 TEMPLATE_TEST_CASE("simd barrier gradients match the reference over a shape sweep", "[simd][barrier][backward]", float,
@@ -61,7 +63,7 @@ TEMPLATE_TEST_CASE("simd barrier gradients match the reference over a shape swee
               "reference %.2f eps\n",
               sizeof(S) == 4 ? "float" : "double", e.penalty, e.grad, e.grad_hi, e.ref_g_hi);
   CHECK(e.penalty <= 16);
-  CHECK(e.grad <= 16);
+  CHECK(e.grad <= 32);
   if (std::is_same_v<S, float>) CHECK(e.grad_hi <= std::max(16.0, 2 * e.ref_g_hi));
 }
 
@@ -72,10 +74,12 @@ TEMPLATE_TEST_CASE("simd barrier gradients match the reference over a shape swee
 // the clamp's gradient jump). J_t is far from I (condition numbers of 10^2 - 10^3 near the
 // boundary, and J^{-T} multiplies rounding errors by them), so the float simd path is held to the
 // DESIGN.md rule against the double reference: at most twice the float reference's error + 64 eps;
-// double, simd vs reference: k = 16384 (measured worst cases 1609 eps for b_t, 5427 eps for the
+// double, simd vs reference: k = 16384 (measured worst cases 1609 eps for b_t, 8179 eps for the
 // gradients, under the clamp policy at eps = 1e-2, with the moments of the packed GEMM, whose
 // sums run over blocks of 256 keys in another order; 532 and 1217 eps with the online-softmax
-// moments; docs/simd.md).
+// moments; docs/simd.md). Two heads (the general blocks) and one head (the Sylvester blocks
+// J'_t = I - M_t V, heads scaled 2.0: 2 of its tokens are below the threshold, the rest of the
+// 51 - 53 continuation tokens are the two-head problem's).
 TEMPLATE_TEST_CASE("simd barrier matches the reference for every policy, continuation region included",
                    "[simd][barrier][backward]", float, double) {
   using S = TestType;
@@ -83,15 +87,16 @@ TEMPLATE_TEST_CASE("simd barrier matches the reference for every policy, continu
                                   barrier_params{extension::extended, 1e-8, 3e-1}}) {
     test::barrier_errors e;
     index continuation = 0;
-    for (mask m : test::sweep_masks) {
-      const auto pb = test::make_barrier_problem<S>(80, 3, 2, 1.2, 9000 + int(m), 0.0);
+    for (mask m : test::sweep_masks)
+      for (index H : {1, 2}) {  // one head: the Sylvester blocks J'_t = I - M_t V
+      const auto pb = test::make_barrier_problem<S>(80, 3, H, H == 1 ? 2.0 : 1.2, 9000 + int(m) + 10 * (H - 2), 0.0);
       const branch_census c = census(pb, bp, {m, 0});
       REQUIRE(c.log_branch > 0);
       REQUIRE(c.margin > 0.01);
       continuation += c.continuation;
       test::compare_barrier_values<S>(e, pb, bp, {m, 0});
       test::compare_barrier_gradients<S>(e, pb, bp, {m, 0});
-    }
+      }
     std::printf("simd barrier <%s> policy %s: continuation tokens %ld; b %.2f, dU and dW %.2f eps; vs double: "
                 "simd b %.2f, grad %.2f; reference b %.2f, grad %.2f eps\n",
                 sizeof(S) == 4 ? "float" : "double", to_string(bp.policy), long(continuation), e.b, e.grad, e.b_hi,

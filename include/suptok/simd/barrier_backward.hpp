@@ -4,6 +4,8 @@
 // Each line differentiates the forward line of simd/barrier_forward.hpp quoted beside it:
 //   b_t = f(det J_t)                 ->  dJ_t = weight * db/dJ (barrier/block.hpp, every policy)
 //   J_t -= V M_t                     ->  dV -= dJ_t M_t^T,  dM = -V^T dJ_t
+//     (one head, J'_t = I - M_t V: dV -= M_t^T dJ'_t, dM = -dJ'_t V^T, folded into two products per
+//      token, see simd_barrier_token_backward)
 //   M_t = C_t A                      ->  dC = dM A^T,  dA += C_t dM
 //   M_t += a_tt I + a_tt d h^T       ->  e_t := da_tt = tr dM + d . dM h,  dd = a_tt dM h,
 //        (inclusive; d = x_t - m1,        dh = a_tt dM^T d,  dA += dh u_t^T,  du_t += A^T dh + dd,
@@ -54,13 +56,19 @@ void simd_barrier_block_gradients(simd_barrier_pass<S>& ps, const S& weight, con
 
 // Per-token backward of head h: R_t into g.dO, D_t into g.D, the inclusive a_tt e_t into ae, the
 // direct terms of du_t into dU, and dA, dV (p, p).
+// One head (blocks J'_t = I - C_t B - a_tt (V + d g^T), B = A V, g = V^T h; dM := -dJ' V^T):
+//   dC = -dJ' B^T,  G = sum_t C_t dJ'_t  ->  dA = -G V^T,  dV = -A^T G - sum_t a_tt (dJ' + h (dJ'^T d)^T)
+//   inclusive: e_t = tr dM + d . dM h = -(<dJ', V> + (dJ'^T d) . g),  dM h = -dJ' g,
+//              dh = a_tt dM^T d = -a_tt V dJ'^T d
+// two (p, p) products per token instead of four (and no M_t).
 template <class S>
 void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>& dU, matrix<S>& dA, matrix<S>& dV,
                                  const matrix<S>& dJ, const simd_barrier_pass<S>& ps, std::size_t h,
                                  const Eigen::Ref<const matrix<S>>& U, mask m) {
-  const index N = ps.N, p = ps.p, W = ps.W;
+  const index N = ps.N, p = ps.p, W = ps.W, p_pad = ps.p_pad;
   const simd_head<S>& w = ps.ws[h];
   const matrix<S>& A = ps.A[h];
+  const matrix<S>& V = ps.V[h];
   g.dO.setZero(N, W);
   g.D.resize(N);
   ae.setZero(N);
@@ -69,34 +77,61 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
 #pragma omp parallel if (simd_kernels::worth_threads(3 * simd_token_flops(N, p)))
   {
     simd_token<S> k;
-    matrix<S> dM(p, p), dC(p, p), dA_t = matrix<S>::Zero(p, p), dV_t = matrix<S>::Zero(p, p);
-    vector<S> dm1(p);
+    matrix<S> dM(p, p), dC(p, p_pad), dA_t = matrix<S>::Zero(p, p), dV_t = matrix<S>::Zero(p, p);
+    matrix<S> dJ_pad = matrix<S>::Zero(p, p_pad), G = matrix<S>::Zero(p, p_pad);  // one head
+    vector<S> dm1(p), dMh(p), dh(p), dJd(p);
 #pragma omp for schedule(static)
     for (index t = 0; t < N; ++t) {
       const auto dJ_t = dJ.middleRows(t * p, p);
       simd_token_moment(k, ps, w, h, U, t, m);
-      dV_t.noalias() -= dJ_t * k.M.leftCols(p).transpose();  // J_t -= V M_t
-      dM.noalias() = -(ps.V[h].transpose() * dJ_t);
-      dC.noalias() = dM * A.transpose();            // M_t = C_t A
-      dA_t.noalias() += k.C * dM;
+      S e = S(0);  // inclusive: da_tt
+      if (ps.one_head) {
+        simd_kernels::gemm_tile<S>(dC.data(), p_pad, dJ_t.data(), p, 1, ps.Bt_pad.data(), p_pad, p, p, p_pad,
+                                   false);  // dJ' B^T (p, p) (p, p_pad)
+        dC = -dC;
+        dJ_pad.leftCols(p) = dJ_t;
+        simd_kernels::gemm_tile<S>(G.data(), p_pad, k.C.data(), p, 1, dJ_pad.data(), p_pad, p, p, p_pad,
+                                   true);  // G += C_t dJ'_t
+        if (m == mask::inclusive) {
+          dJd.noalias() = dJ_t.transpose() * k.d;
+          dMh.noalias() = -(dJ_t * k.g);
+          e = -((dJ_t.array() * V.array()).sum() + dJd.dot(k.g));
+          dh.noalias() = -k.a_tt * (V * dJd);
+          dV_t -= k.a_tt * dJ_t;
+          dV_t.noalias() -= k.a_tt * k.hv * dJd.transpose();
+        }
+      } else {
+        dV_t.noalias() -= dJ_t * k.M.leftCols(p).transpose();  // J_t -= V M_t
+        dM.noalias() = -(V.transpose() * dJ_t);
+        dC.leftCols(p).noalias() = dM * A.transpose();          // M_t = C_t A
+        dA_t.noalias() += k.C * dM;
+        if (m == mask::inclusive) {                             // M_t += a_tt I + a_tt d h^T
+          dMh.noalias() = dM * k.hv;
+          e = dM.trace() + k.d.dot(dMh);
+          dh.noalias() = k.a_tt * (dM.transpose() * k.d);
+        }
+      }
+      const auto dC_t = dC.leftCols(p);
       const Eigen::Map<const vector<S>> m1(w.O.data() + t * W + p * (p + 1) / 2, p);
-      dm1.noalias() = -(dC * m1);                   // C = m2 - m1 m1^T
-      dm1.noalias() -= dC.transpose() * m1;
-      if (m == mask::inclusive) {                   // M_t += a_tt I + a_tt d h^T
-        const vector<S> dMh = dM * k.hv;            // (p)
-        ae(t) = k.a_tt * (dM.trace() + k.d.dot(dMh));
-        const vector<S> dh = k.a_tt * (dM.transpose() * k.d);  // (p)
+      dm1.noalias() = -(dC_t * m1);                 // C = m2 - m1 m1^T
+      dm1.noalias() -= dC_t.transpose() * m1;
+      if (m == mask::inclusive) {                   // e, dM h and dh of either form
+        ae(t) = k.a_tt * e;
         dA_t.noalias() += dh * U.row(t);
         dU.row(t).noalias() += (A.transpose() * dh + k.a_tt * dMh).transpose();
         dm1 -= k.a_tt * dMh;
       }
       S* r = g.dO.data() + t * W;                   // R_t = [w_ij (i <= j), dm1]
       for (index i = 0; i < p; ++i) {
-        *r++ = dC(i, i);
-        for (index j = i + 1; j < p; ++j) *r++ = dC(i, j) + dC(j, i);
+        *r++ = dC_t(i, i);
+        for (index j = i + 1; j < p; ++j) *r++ = dC_t(i, j) + dC_t(j, i);
       }
       for (index i = 0; i < p; ++i) *r++ = dm1(i);
       g.D(t) = simd_kernels::dot(g.dO.data() + t * W, w.O.data() + t * W, W) + ae(t);
+    }
+    if (ps.one_head) {  // dA = -G V^T, dV -= A^T G
+      dA_t.noalias() -= G.leftCols(p) * V.transpose();
+      dV_t.noalias() -= A.transpose() * G.leftCols(p);
     }
 #pragma omp critical
     {

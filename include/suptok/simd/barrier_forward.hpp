@@ -12,6 +12,10 @@
 //   M_t   = C_t A_h  [+ a_tt I + a_tt (x_t - m1_t)(A_h u_t)^T, inclusive]  (p, p)
 //   J_t   = I - sum_h V_h M^h_t,   b_t = f(det J_t) from the pivoted LU (kernels.hpp lu_log_det,
 //           the extension policy of barrier/policy.hpp)
+//   one head: det(I - V M_t) = det(I - M_t V) (Sylvester), so the blocks kept are
+//   J'_t  = I - M_t V = I - C_t B - a_tt (V + d g^T),  B = A V,  g = V^T A u_t (inclusive terms):
+//           one (p, p) product per token instead of two; b_t and the gradients are unchanged
+//           (the backward differentiates J'_t, simd/barrier_backward.hpp).
 // The per-token products C_t A and V M_t are register-blocked gemm_tile calls on (p, p_pad) rows
 // (p_pad = p rounded up to the register block, zero columns), L1-resident for p <= 64.
 // Numerical caveat: C_t = m2 - m1 m1^T cancels when the keys have a large mean relative to their
@@ -54,6 +58,8 @@ struct simd_barrier_pass {
   std::vector<simd_head<S>> ws;        // one head at a time (forward) or all H (backward); O = moments
   std::vector<matrix<S>> A, V;         // H x (p, p)
   std::vector<matrix<S>> A_pad;        // H x (p, p_pad) A with zero columns
+  bool one_head = false;               // blocks J'_t = I - M_t V (Sylvester form)
+  matrix<S> B_pad, Bt_pad;             // one head: A V and (A V)^T (p, p_pad), zero columns
   matrix<S> J;                         // (N p, p)    J_t = rows [t p, t p + p)
   std::vector<signed_log_det<S>> ld;   // N
   std::vector<S> b;                    // N
@@ -103,12 +109,14 @@ template <class S>
 struct simd_token {
   matrix<S> C;     // (p, p)
   matrix<S> M;     // (p, p_pad), zero padding columns
-  matrix<S> VM;    // (p, p_pad)  V M_t, then J_t for the LU
+  matrix<S> VM;    // (p, p_pad)  V M_t (one head: M_t V), then J_t for the LU
   vector<S> d, hv; // (p)  inclusive: x_t - m1_t and A u_t
+  vector<S> g;     // (p)  inclusive, one head: V^T A u_t
   S a_tt = S(0);   // inclusive: the weight of the query on itself
 };
 
-// C_t and M_t (and the inclusive extras) of head w at token t from its moments.
+// C_t and the inclusive extras (one head: also g) of head w at token t from its moments, and
+// M_t = C_t A (+ extras) unless the pass has one head (whose product is simd_token_product's).
 template <class S>
 void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const simd_head<S>& w, std::size_t h,
                        const Eigen::Ref<const matrix<S>>& U, index t, mask m) {
@@ -120,15 +128,38 @@ void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const s
   k.C.resize(p, p);
   for (index i = 0; i < p; ++i)
     for (index j = i; j < p; ++j) k.C(i, j) = k.C(j, i) = *m2++ - m1[i] * m1[j];  // C = m2 - m1 m1^T
-  k.M.resize(p, ps.p_pad);
-  simd_kernels::gemm_tile<S>(k.M.data(), ps.p_pad, k.C.data(), p, 1, ps.A_pad[h].data(), ps.p_pad, p, p, ps.p_pad,
-                             false);  // M = C A (p, p) (p, p_pad)
   if (m == mask::inclusive) {
     k.hv.noalias() = A * U.row(t).transpose();                                     // (p)
     k.a_tt = exp(k.hv.dot(U.row(t).transpose()) - w.lse(t));                       // l_tt = u_t . A u_t
     k.d = ps.Xc.row(t).transpose() - Eigen::Map<const vector<S>>(m1, p);           // (p)
+    if (ps.one_head) k.g.noalias() = ps.V[0].transpose() * k.hv;                    // (p)
+  }
+  if (ps.one_head) return;
+  k.M.resize(p, ps.p_pad);
+  simd_kernels::gemm_tile<S>(k.M.data(), ps.p_pad, k.C.data(), p, 1, ps.A_pad[h].data(), ps.p_pad, p, p, ps.p_pad,
+                             false);  // M = C A (p, p) (p, p_pad)
+  if (m == mask::inclusive) {
     k.M.leftCols(p).noalias() += k.a_tt * k.d * k.hv.transpose();
     k.M.diagonal().array() += k.a_tt;
+  }
+}
+
+// The product subtracted from I into k.VM (p, p_pad): V_h M_t, or for one head
+// M_t V = C_t B + a_tt (V + d g^T).
+template <class S>
+void simd_token_product(simd_token<S>& k, const simd_barrier_pass<S>& ps, std::size_t h, mask m) {
+  const index p = ps.p, p_pad = ps.p_pad;
+  k.VM.resize(p, p_pad);
+  if (!ps.one_head) {
+    simd_kernels::gemm_tile<S>(k.VM.data(), p_pad, ps.V[h].data(), p, 1, k.M.data(), p_pad, p, p, p_pad,
+                               false);  // V M_t (p, p) (p, p_pad)
+    return;
+  }
+  simd_kernels::gemm_tile<S>(k.VM.data(), p_pad, k.C.data(), p, 1, ps.B_pad.data(), p_pad, p, p, p_pad,
+                             false);  // C_t B (p, p) (p, p_pad)
+  if (m == mask::inclusive) {
+    k.VM.leftCols(p) += k.a_tt * ps.V[0];
+    k.VM.leftCols(p).noalias() += k.a_tt * k.d * k.g.transpose();
   }
 }
 
@@ -143,18 +174,16 @@ void simd_barrier_accumulate(simd_barrier_pass<S>& ps, const simd_head<S>& w, st
 #pragma omp parallel if (simd_kernels::worth_threads(simd_token_flops(ps.N, p)))
   {
     simd_token<S> k;
-    k.VM.resize(p, p_pad);
 #pragma omp for schedule(static)
     for (index t = 0; t < ps.N; ++t) {
       simd_token_moment(k, ps, w, h, U, t, m);
-      simd_kernels::gemm_tile<S>(k.VM.data(), p_pad, ps.V[h].data(), p, 1, k.M.data(), p_pad, p, p, p_pad,
-                                 false);  // V M_t (p, p) (p, p_pad)
+      simd_token_product(k, ps, h, m);
       if (store_J) {
         ps.J.middleRows(t * p, p) -= k.VM.leftCols(p);
         if (last) k.VM.leftCols(p) = ps.J.middleRows(t * p, p);
       } else {
         k.VM = -k.VM;
-        k.VM.diagonal().array() += S(1);  // J_t = I - V M_t, zero padding columns
+        k.VM.diagonal().array() += S(1);  // J_t = I - V M_t (J'_t), zero padding columns
       }
       if (last) {
         ps.ld[std::size_t(t)] = simd_kernels::lu_log_det(k.VM.data(), p, p_pad);
@@ -183,14 +212,21 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
   ps.ld.resize(std::size_t(N));
   ps.b.resize(std::size_t(N));
   ps.J.resize(store_J ? N * p : 0, p);
+  ps.one_head = hs.size() == 1;
   for (index t = 0; t < ps.J.rows() / p; ++t) ps.J.middleRows(t * p, p).setIdentity();
   for (std::size_t h = 0; h < hs.size(); ++h) {
     simd_head<S>& w = ps.ws[keep_heads ? h : 0];
     simd_barrier_moments(w, ps, U, hs[h], ap);
     ps.A[h] = logit_matrix(hs[h], w.tau);  // (p, p)
+    ps.V[h] = value_matrix(hs[h]);         // (p, p)
     ps.A_pad[h].setZero(p, ps.p_pad);
     ps.A_pad[h].leftCols(p) = ps.A[h];
-    ps.V[h] = value_matrix(hs[h]);         // (p, p)
+    if (ps.one_head) {
+      ps.B_pad.setZero(p, ps.p_pad);
+      ps.B_pad.leftCols(p).noalias() = ps.A[h] * ps.V[h];  // B = A V
+      ps.Bt_pad.setZero(p, ps.p_pad);
+      ps.Bt_pad.leftCols(p) = ps.B_pad.leftCols(p).transpose();
+    }
     simd_barrier_accumulate(ps, w, h, U, bp, ap.causal_mask, h + 1 == hs.size(), store_J);
   }
 }
