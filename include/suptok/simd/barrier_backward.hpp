@@ -78,7 +78,7 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
   {
     simd_token<S> k;
     matrix<S> dM(p, p), dC(p, p_pad), dA_t = matrix<S>::Zero(p, p), dV_t = matrix<S>::Zero(p, p);
-    matrix<S> dJ_pad = matrix<S>::Zero(p, p_pad), G = matrix<S>::Zero(p, p_pad);  // one head
+    matrix<S> dJ_pad = matrix<S>::Zero(p, p_pad), G = matrix<S>::Zero(p, p_pad), CdJ(p, p_pad);  // one head
     vector<S> dm1(p), dMh(p), dh(p), dJd(p);
 #pragma omp for schedule(static)
     for (index t = 0; t < N; ++t) {
@@ -90,8 +90,9 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
                                    false);  // dJ' B^T (p, p) (p, p_pad)
         dC = -dC;
         dJ_pad.leftCols(p) = dJ_t;
-        simd_kernels::gemm_tile<S>(G.data(), p_pad, k.C.data(), p, 1, dJ_pad.data(), p_pad, p, p, p_pad,
-                                   true);  // G += C_t dJ'_t
+        simd_kernels::gemm_tile<S>(CdJ.data(), p_pad, k.C.data(), p, 1, dJ_pad.data(), p_pad, p, p, p_pad,
+                                   false);  // C_t dJ'_t, then added to G: summed into G one product
+        G += CdJ;                           // at a time, its p terms would each round at G's scale
         if (m == mask::inclusive) {
           dJd.noalias() = dJ_t.transpose() * k.d;
           dMh.noalias() = -(dJ_t * k.g);
