@@ -17,28 +17,21 @@
 // A short subset:   ./bench_attention --benchmark_filter='forward_simd<float>/(256|2048)/64$'
 #include <suptok/simd.hpp>
 
+#include "bench_support.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <set>
 #include <tuple>
 
 namespace {
 
 using suptok::index;
+using suptok::bench::random_matrix;
 
-template <class S>
-suptok::matrix<S> random_matrix(index rows, index cols, std::uint64_t seed, double scale) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> normal(0.0, scale);
-  suptok::matrix<S> m(rows, cols);
-  for (index r = 0; r < rows; ++r)
-    for (index c = 0; c < cols; ++c) m(r, c) = S(normal(gen));
-  return m;
-}
 
 template <class S>
 struct workload {

@@ -6,26 +6,19 @@
 // Run e.g.  OMP_NUM_THREADS=1 ./bench_barrier --benchmark_filter='forward<float>/1024/64'
 #include <suptok/simd.hpp>
 
+#include "bench_support.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 
 namespace {
 
 using suptok::index;
+using suptok::bench::random_matrix;
 
-template <class S>
-suptok::matrix<S> random_matrix(index rows, index cols, unsigned seed, double scale) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> normal(0.0, scale);
-  suptok::matrix<S> m(rows, cols);
-  for (index r = 0; r < rows; ++r)
-    for (index c = 0; c < cols; ++c) m(r, c) = S(normal(gen));
-  return m;
-}
 
 template <class S>
 suptok::heads<S> one_head(index p) {

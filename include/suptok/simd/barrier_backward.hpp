@@ -142,14 +142,12 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
   }
 }
 
-// The fused key-tile kernel of simd/attention_backward.hpp on head h: E = a^T R into g.dV,
+// The fused key-tile kernel of simd/attention_backward.hpp on head h (g.Vt = X^T already): E = a^T R into g.dV,
 // g.dK = dl^T Q / tau and dl K into the per-thread g.dQ, summed into g.dQ[0].
 template <class S>
 void simd_barrier_key_tiles(simd_head_grad<S>& g, const simd_barrier_pass<S>& ps, const simd_head<S>& w, mask m) {
   g.K.setZero(w.n_pad, w.dk_pad);
   g.K.topLeftCorner(w.N, w.d_k) = w.Kt.leftCols(w.N).transpose();  // (N, d_k)
-  g.Vt.setZero(ps.W, w.n_pad + simd_skew<S>);
-  g.Vt.leftCols(w.n_pad) = ps.X.transpose();                        // (W, n_pad)
   g.dK.setZero(w.n_pad, w.dk_pad);
   g.dV.setZero(w.n_pad, ps.W);
   g.dQ.resize(std::size_t(simd_kernels::max_threads()));
@@ -180,6 +178,9 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
   simd_barrier_block_gradients<S>(ps, weight, bp, m, argument);  // ps.J: dJ (N p, p)
   const matrix<S>& dJ = ps.J;
   simd_head_grad<S> g;
+  g.Vt.setZero(W, ps.X.rows() + simd_skew<S>);  // X^T (W, n_pad), the values of every head's key tiles
+  g.Vt.leftCols(ps.X.rows()) = ps.X.transpose();
+  ps.X = matrix<S>();                            // released before R and E exist (peak memory)
   vector<S> ae;  // (N) inclusive: a_tt e_t
   matrix<S> dA, dV;
   for (std::size_t h = 0; h < hs.size(); ++h) {

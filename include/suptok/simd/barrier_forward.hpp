@@ -246,9 +246,9 @@ std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& hs, bool back
   detail::validate_heads(hs, hs.empty() ? 1 : hs[0].p());
   const index p = hs[0].p(), W = detail::barrier_width<S>(p), n_pad = round_up(N, detail::simd_tile);
   const index T = detail::simd_tile, threads = max_threads();
-  // Xc, X, J, the moment GEMM's panels
+  // Xc, X, J, the moment GEMM's panels; backward: X^T (shared by the heads; X is released after it)
   index n = N * p + n_pad * W + (detail::simd_barrier_stores_J(hs.size(), backward) ? N * p * p : 0) +
-            detail::simd_moment_buffer_elements<S>(N, W);
+            detail::simd_moment_buffer_elements<S>(N, W) + (backward ? W * n_pad : 0);
   index heads_kept = 0;
   for (const head<S>& h : hs) {
     const index dk = round_up(h.d_k(), block_width<S>);
@@ -256,8 +256,8 @@ std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& hs, bool back
     const index one = N * dk + h.d_k() * n_pad + n_pad * round_up(h.d_v(), block_width<S>) +
                       round_up(N, detail::simd_kernels::gemm_rows) * W + N +
                       threads * 2 * T * T;
-    // K, X^T, R, D, dK, E, one dQ per thread (dJ overwrites J)
-    const index grad = n_pad * dk + W * n_pad + N * W + N + n_pad * dk + n_pad * W + threads * N * dk;
+    // K, R, D, dK, E, one dQ per thread (dJ overwrites J)
+    const index grad = n_pad * dk + N * W + N + n_pad * dk + n_pad * W + threads * N * dk;
     heads_kept = backward ? heads_kept + one + grad : std::max(heads_kept, one);
   }
   return std::size_t(n + heads_kept) * sizeof(S);
