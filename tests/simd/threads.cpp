@@ -1,5 +1,6 @@
 // The simd backend gives the same results on 1, 2 and 3 OpenMP threads, on shapes large enough
 // to be threaded (simd_kernels::worth_threads) and with more query/key tiles than threads.
+#include "barrier_checks.hpp"
 #include "simd_checks.hpp"
 
 #include <catch2/catch.hpp>
@@ -43,6 +44,43 @@ TEMPLATE_TEST_CASE("simd attention does not depend on the number of threads", "[
       CHECK(test::err_eps_heads(grad.dW, grad1.dW, test::epsilon_of<S>(), test::max_abs(grad1.dW)) <= 8);
     }
   }
+}
+
+// The barrier: the moment GEMM's row panels, the per-token loops and the key tiles are threaded
+// (N = 300, p = 24: above worth_threads everywhere). One head (Sylvester blocks) and two heads.
+// b_t and the penalty are bitwise equal (every panel and token is one thread's, in a fixed order);
+// the gradients'
+// per-thread sums (dQ, dA, dV, G) are added in the schedule's order: k = 8 on the gradient's scale.
+TEMPLATE_TEST_CASE("simd barrier does not depend on the number of threads", "[simd][threads]", float, double) {
+  using S = TestType;
+#ifndef _OPENMP
+  WARN("built without OpenMP: nothing to compare");
+  return;
+#endif
+  const barrier_params bp{extension::extended, 1e-8, 1e-2};
+  for (index H : {1, 2})
+    for (mask m : test::sweep_masks) {
+      const auto pb = test::make_barrier_problem<S>(300, 24, H, 0.5 / std::sqrt(24.0), 40 + H);
+      const std::vector<matrix<S>> Us = {pb.U, pb.U.topRows(257)};
+      const attention_params ap{m, 0};
+      std::vector<S> b1;
+      barrier_gradients<S, attention_batch_gradients<S>> g1;
+      {
+        const test::omp_threads one(1);
+        b1 = barrier_per_token(simd{}, pb.U, pb.hs, bp, ap);
+        g1 = barrier_penalty_batch_backward(simd{}, Us, pb.hs, bp, ap);
+      }
+      for (int threads : {2, 3}) {
+        INFO(threads << " threads, H = " << H << ", " << to_string(m) << " mask");
+        const test::omp_threads many(threads);
+        CHECK(barrier_per_token(simd{}, pb.U, pb.hs, bp, ap) == b1);
+        const auto g = barrier_penalty_batch_backward(simd{}, Us, pb.hs, bp, ap);
+        CHECK(g.penalty == g1.penalty);
+        for (std::size_t b = 0; b < Us.size(); ++b)
+          CHECK(test::err_eps(g.grad.dU[b], g1.grad.dU[b], test::epsilon_of<S>(), test::max_abs(g1.grad.dU[b])) <= 8);
+        CHECK(test::err_eps_heads(g.grad.dW, g1.grad.dW, test::epsilon_of<S>(), test::max_abs(g1.grad.dW)) <= 8);
+      }
+    }
 }
 
 }  // namespace suptok
