@@ -66,24 +66,31 @@ void set_counters(benchmark::State& state, double flops, index N, index p, bool 
       double(suptok::barrier_workspace_bytes(suptok::simd{}, N, one_head<S>(p), backward)) / 1e6;
 }
 
+// The simd penalty (forward) or the penalty and its gradients (backward) at (N, p) = the state's range.
 template <class S>
-void BM_barrier_forward(benchmark::State& state) {
+void run_barrier(benchmark::State& state, bool backward) {
   const index N = state.range(0), p = state.range(1);
   validate(p);
   const auto U = random_matrix<S>(N, p, 1, 1.0);
   const auto hs = one_head<S>(p);
-  for (auto _ : state) benchmark::DoNotOptimize(suptok::barrier_penalty(suptok::simd{}, U, hs, policy));
-  set_counters<S>(state, forward_flops(double(N), double(p)), N, p, false);
+  for (auto _ : state) {
+    if (backward)
+      benchmark::DoNotOptimize(suptok::barrier_penalty_backward(suptok::simd{}, U, hs, policy));
+    else
+      benchmark::DoNotOptimize(suptok::barrier_penalty(suptok::simd{}, U, hs, policy));
+  }
+  const double flops = forward_flops(double(N), double(p)) + (backward ? backward_flops(double(N), double(p)) : 0);
+  set_counters<S>(state, flops, N, p, backward);
+}
+
+template <class S>
+void BM_barrier_forward(benchmark::State& state) {
+  run_barrier<S>(state, false);
 }
 
 template <class S>
 void BM_barrier_forward_backward(benchmark::State& state) {
-  const index N = state.range(0), p = state.range(1);
-  validate(p);
-  const auto U = random_matrix<S>(N, p, 1, 1.0);
-  const auto hs = one_head<S>(p);
-  for (auto _ : state) benchmark::DoNotOptimize(suptok::barrier_penalty_backward(suptok::simd{}, U, hs, policy));
-  set_counters<S>(state, forward_flops(double(N), double(p)) + backward_flops(double(N), double(p)), N, p, true);
+  run_barrier<S>(state, true);
 }
 
 // The moment accumulation alone (the lse pass and the packed moment GEMM of simd/barrier_moments.hpp),

@@ -57,7 +57,7 @@ struct simd_barrier_pass {
   simd_moment_buffers<S> moments;      // panels of the moment GEMM
   std::vector<simd_head<S>> ws;        // one head at a time (forward) or all H (backward); O = moments
   std::vector<matrix<S>> A, V;         // H x (p, p)
-  std::vector<matrix<S>> A_pad;        // H x (p, p_pad) A with zero columns
+  std::vector<matrix<S>> A_pad;        // H x (p, p_pad) A with zero columns (several heads)
   bool one_head = false;               // blocks J'_t = I - M_t V (Sylvester form)
   matrix<S> B_pad, Bt_pad;             // one head: A V and (A V)^T (p, p_pad), zero columns
   matrix<S> J;                         // (N p, p)    J_t = rows [t p, t p + p)
@@ -219,13 +219,14 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
     simd_barrier_moments(w, ps, U, hs[h], ap);
     ps.A[h] = logit_matrix(hs[h], w.tau);  // (p, p)
     ps.V[h] = value_matrix(hs[h]);         // (p, p)
-    ps.A_pad[h].setZero(p, ps.p_pad);
-    ps.A_pad[h].leftCols(p) = ps.A[h];
     if (ps.one_head) {
       ps.B_pad.setZero(p, ps.p_pad);
       ps.B_pad.leftCols(p).noalias() = ps.A[h] * ps.V[h];  // B = A V
       ps.Bt_pad.setZero(p, ps.p_pad);
       ps.Bt_pad.leftCols(p) = ps.B_pad.leftCols(p).transpose();
+    } else {
+      ps.A_pad[h].setZero(p, ps.p_pad);
+      ps.A_pad[h].leftCols(p) = ps.A[h];
     }
     simd_barrier_accumulate(ps, w, h, U, bp, ap.causal_mask, h + 1 == hs.size(), store_J);
   }
