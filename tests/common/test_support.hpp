@@ -1,5 +1,6 @@
 // Shared helpers of the test suite: seeded random inputs in any scalar type, central finite
-// differences, error measures in units of epsilon, and the scalar type lists.
+// differences, error measures in units of epsilon, the one scalar comparison within_eps, and the
+// scalar type lists.
 #pragma once
 
 #include <suptok/suptok.hpp>
@@ -8,11 +9,19 @@
 
 #include "instances.hpp"
 
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <iomanip>
 #include <limits>
+#include <ostream>
 #include <random>
+#include <source_location>
+#include <sstream>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace suptok::test {
@@ -124,6 +133,80 @@ double max_rel_error(const A& a, const B& b) {
       scale = std::max(scale, std::abs(to_double(b(i, j))));
     }
   return diff / std::max(scale, std::numeric_limits<double>::min());
+}
+
+// ---- within_eps: the one scalar comparison of the test suite ----
+//
+//   CHECK(test::within_eps(actual, expected, k));            |actual - expected| <= k eps |expected|
+//   CHECK(test::within_eps(actual, expected, k, scale));     |actual - expected| <= k eps (|expected| + scale)
+//   CHECK(test::within_eps<float>(actual, expected, k));     eps of float whatever the argument types
+//
+// error = |actual - expected| / (eps (|expected| + scale)), in units of eps, and the check passes
+// when error <= k (the convention of the simd tests' err_eps). eps is that of Eps, by default the
+// value type of `actual` (double for dual<double>). `scale` is an absolute floor for values that
+// cancel to about zero: the magnitude of the terms that were summed. The difference is formed in
+// float50, so long double and float50 errors are measured rather than lost to double rounding.
+// Equal infinities compare equal; a NaN on either side fails. On failure Catch prints actual,
+// expected, the error in eps and the bound. With SUPTOK_TEST_REPORT_EPS set in the environment
+// every comparison prints "file:line: error E eps (bound k)" to stderr: how bounds are measured.
+struct closeness {
+  bool ok = false;
+  double error = 0;  // in units of eps
+  double bound = 0;
+  double scale = 0;
+  std::string actual, expected, eps_type;
+  explicit operator bool() const { return ok; }
+  friend std::ostream& operator<<(std::ostream& os, const closeness& c) {
+    return os << "actual " << c.actual << ", expected " << c.expected << ": error " << c.error << " eps "
+              << (c.ok ? "<=" : ">") << " bound " << c.bound << " eps (eps of " << c.eps_type << ", scale " << c.scale
+              << ")";
+  }
+};
+
+namespace detail {
+template <class T>
+auto plain_value(const T& x) {
+  if constexpr (std::is_arithmetic_v<T>)
+    return x;
+  else
+    return scalar_traits<T>::value(x);
+}
+template <class T>
+std::string full_digits(const T& x) {
+  std::ostringstream os;
+  os << std::setprecision(std::numeric_limits<T>::max_digits10) << x;
+  return os.str();
+}
+}  // namespace detail
+
+template <class Eps = void, class A, class E>
+closeness within_eps(const A& actual, const E& expected, double k, double scale = 0,
+                     std::source_location where = std::source_location::current()) {
+  using VA = decltype(detail::plain_value(actual));
+  using VE = decltype(detail::plain_value(expected));
+  using EpsT = std::conditional_t<std::is_void_v<Eps>, std::conditional_t<std::is_integral_v<VA>, double, VA>, Eps>;
+  const VA a = detail::plain_value(actual);
+  const VE e = detail::plain_value(expected);
+  closeness c;
+  c.bound = k;
+  c.scale = scale;
+  c.eps_type = scalar_traits<EpsT>::name();
+  c.actual = detail::full_digits(a);
+  c.expected = detail::full_digits(e);
+  const float50 fa(a), fe(e);
+  if (boost::multiprecision::isnan(fa) || boost::multiprecision::isnan(fe)) {
+    c.error = std::numeric_limits<double>::quiet_NaN();
+  } else if (boost::multiprecision::isinf(fa) || boost::multiprecision::isinf(fe)) {
+    c.error = fa == fe ? 0.0 : std::numeric_limits<double>::infinity();
+  } else {
+    const float50 diff = abs(fa - fe);
+    const float50 denom = float50(to_double(std::numeric_limits<EpsT>::epsilon())) * (abs(fe) + float50(scale));
+    c.error = denom > 0 ? static_cast<double>(diff / denom) : (diff == 0 ? 0.0 : std::numeric_limits<double>::infinity());
+  }
+  c.ok = c.error <= k;  // false for NaN
+  if (std::getenv("SUPTOK_TEST_REPORT_EPS"))
+    std::fprintf(stderr, "%s:%u: error %.3g eps (bound %g)\n", where.file_name(), unsigned(where.line()), c.error, k);
+  return c;
 }
 
 template <class S>
