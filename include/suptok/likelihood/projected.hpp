@@ -1,0 +1,137 @@
+// suptok/likelihood/projected.hpp: the projected form of the Jacobian determinant for heads
+// narrower than the model width (docs/math.md section 2.3), reference path.
+//
+// J_t = I_p - W Y_t with W = [W_O[0] ... W_O[H-1]] (p, n), n = sum_h d_v^h, and Y_t (n, p)
+// stacking the query heads' rows
+//   Y^h_t = X^h_t R_t W_Q[h] / tau  [inclusive: + a_tt W_V[g] + a_tt (v_t - vbar_t) c_t^T]    (d_v, p)
+//   X^h_t = Cov_a(v_s, k~_s) = sum_s a_ts (v_s - vbar_t)(k~_s - kbar_t)^T                     (d_v, d_k)
+//   c_t   = W_K[g]^T q'_t / tau                                                               (p)
+// Sylvester's identity det(I_p - W Y) = det(I_n - Y W) gives det J_t = det(I_n - K_t) with
+//   K_t block (h, h') = Y^h_t W_O[h'] = X^h_t R_t P_hh'
+//                       [inclusive: + a_tt VO_gh' + a_tt (v_t - vbar_t)(q'_t^T KO_gh')]       (d_v, d_v')
+//   P_hh' = W_Q[h] W_O[h'] / tau,  KO_gh' = W_K[g] W_O[h'] / tau,  VO_gh' = W_V[g] W_O[h']   (once per layer)
+// Per (t, s) pair a head costs d_v d_k instead of p^2, and no (p, p) matrix is formed. The exact
+// cost is then the LU of I - K_t, 2/3 n^3 per token. Y_t is formed only when asked (margins need
+// it: J_t x = x - W (Y_t x) and J_t^{-1} x = x + W (I - K_t)^{-1} Y_t x, Woodbury).
+#pragma once
+
+#include <vector>
+
+#include "layer_jacobian.hpp"
+
+namespace suptok {
+
+namespace detail {
+
+// The per-layer products of the projected form and the row offset of each head in K_t.
+template <class S>
+struct projected_products {
+  std::vector<std::vector<matrix<S>>> P;   // P[h][h']  (d_k, d_v')
+  std::vector<std::vector<matrix<S>>> KO;  // KO[h][h'] = W_K[g(h)] W_O[h'] / tau_h  (d_k, d_v'), inclusive
+  std::vector<std::vector<matrix<S>>> VO;  // VO[h][h'] = W_V[g(h)] W_O[h']  (d_v, d_v'), inclusive
+  std::vector<index> offset;               // H + 1 row offsets; offset[H] = n
+  matrix<S> W;                             // (p, n) = [W_O[0] ... W_O[H-1]]
+};
+
+template <class S>
+projected_products<S> projected_products_of(const layer<S>& l, const attention_params& params, index p) {
+  const std::size_t H = l.W_Q.size();
+  projected_products<S> pp;
+  pp.offset.assign(1, 0);
+  for (std::size_t h = 0; h < H; ++h) pp.offset.push_back(pp.offset.back() + l.W_O[h].cols());
+  pp.W.resize(p, pp.offset.back());
+  for (std::size_t h = 0; h < H; ++h) pp.W.middleCols(pp.offset[h], l.W_O[h].cols()) = l.W_O[h];
+  const bool inclusive = params.causal_mask == mask::inclusive;
+  pp.P.resize(H);
+  pp.KO.resize(inclusive ? H : 0);
+  pp.VO.resize(inclusive ? H : 0);
+  for (std::size_t h = 0; h < H; ++h) {
+    const S tau = layer_temperature(l, h, params);
+    const std::size_t g = l.group_of(h);
+    for (std::size_t k = 0; k < H; ++k) {
+      pp.P[h].push_back(l.W_Q[h] * l.W_O[k] / tau);
+      if (!inclusive) continue;
+      pp.KO[h].push_back(l.W_K[g] * l.W_O[k] / tau);
+      pp.VO[h].push_back(l.W_V[g] * l.W_O[k]);
+    }
+  }
+  return pp;
+}
+
+// X^h_t R_t (d_v, d_k) and, inclusive, the centred value v_t - vbar_t (d_v) of head h at query t.
+template <class S>
+struct projected_head_moment {
+  matrix<S> XR;   // (d_v, d_k)
+  vector<S> dv;   // (d_v), inclusive only
+};
+
+template <class S>
+projected_head_moment<S> projected_head_moment_at(index t, const layer<S>& l, std::size_t h,
+                                                  const layer_head_pass<S>& pass, mask m) {
+  const index end = past_end(t, m), d_v = pass.Vv.cols(), d_k = pass.K.cols();
+  projected_head_moment<S> r{matrix<S>::Zero(d_v, d_k), vector<S>()};
+  if (end == 0) return r;
+  const auto a_t = pass.a.row(t).head(end);                                    // (end)
+  const matrix<S> Dv = pass.Vv.topRows(end).rowwise() - a_t * pass.Vv.topRows(end);  // (end, d_v)
+  const matrix<S> Dk = pass.K.topRows(end).rowwise() - a_t * pass.K.topRows(end);    // (end, d_k)
+  r.XR.noalias() = Dv.transpose() * a_t.transpose().asDiagonal() * Dk;        // X^h_t
+  const vector<S> angle = rope_angles<S>(t, d_k, l.rope_theta);
+  if (angle.size() > 0)
+    for (index i = 0; i < d_v; ++i) rotate<S>(r.XR.row(i).transpose(), angle, -1);  // row i <- (R_t^T x_i)^T
+  if (m == mask::inclusive) r.dv = Dv.row(t).transpose();
+  return r;
+}
+
+// Calls f(t, K_t, Y_t) for t = 0..N-1 with K_t (n, n) and, when with_rows, Y_t (n, p) (else empty).
+// Memory: the heads' passes O(H N^2) and one token's blocks.
+template <class S, class F>
+void for_each_projected_block(const Eigen::Ref<const matrix<S>>& U, const layer<S>& l,
+                              const attention_params& params, const projected_products<S>& pp, bool with_rows,
+                              F&& f) {
+  const index N = U.rows(), p = U.cols(), n = pp.offset.back();
+  const std::size_t H = l.W_Q.size();
+  const mask m = params.causal_mask;
+  const std::vector<layer_head_pass<S>> passes = layer_passes<S>(U, l, params);
+  matrix<S> K(n, n), Y(with_rows ? n : 0, with_rows ? p : 0);
+  for (index t = 0; t < N; ++t) {
+    for (std::size_t h = 0; h < H; ++h) {
+      const layer_head_pass<S>& pass = passes[h];
+      const std::size_t g = l.group_of(h);
+      const index r0 = pp.offset[h], d_v = pp.offset[h + 1] - r0;
+      const projected_head_moment<S> hm = projected_head_moment_at<S>(t, l, h, pass, m);
+      const bool incl = m == mask::inclusive;
+      const S a_tt = incl ? pass.a(t, t) : S(0);
+      for (std::size_t k = 0; k < H; ++k) {
+        auto block = K.block(r0, pp.offset[k], d_v, pp.offset[k + 1] - pp.offset[k]);
+        block.noalias() = hm.XR * pp.P[h][k];
+        if (incl) {
+          block += a_tt * pp.VO[h][k];
+          block.noalias() += (a_tt * hm.dv) * (pass.Qp.row(t) * pp.KO[h][k]);
+        }
+      }
+      if (!with_rows) continue;
+      auto rows = Y.middleRows(r0, d_v);
+      rows.noalias() = hm.XR * l.W_Q[h] / pass.tau;
+      if (incl) {
+        rows += a_tt * l.W_V[g];
+        rows.noalias() += (a_tt * hm.dv) * (pass.Qp.row(t) * l.W_K[g] / pass.tau);
+      }
+    }
+    f(t, K, Y);
+  }
+}
+
+}  // namespace detail
+
+// The N blocks K_t (n, n), n = sum_h d_v, of the projected form: det J_t = det(I - K_t).
+template <class S>
+std::vector<matrix<S>> projected_blocks(const_ref<S> U, const layer<S>& l, const attention_params& params = {}) {
+  detail::validate_layer_attention<S>(U, l, params);
+  std::vector<matrix<S>> K;
+  K.reserve(static_cast<std::size_t>(U.rows()));
+  detail::for_each_projected_block<S>(U, l, params, detail::projected_products_of(l, params, U.cols()), false,
+                                      [&](index, const matrix<S>& K_t, const matrix<S>&) { K.push_back(K_t); });
+  return K;
+}
+
+}  // namespace suptok

@@ -1,0 +1,152 @@
+// Layer attention (grouped-query heads, biases, rotary embeddings) in double: the forward against
+// an independent naive evaluation of the definitions, the backward against forward-mode autodiff
+// (dual<double>) along a random direction, the plain layer against the head-stack path, the two
+// determinant forms against each other, and the validation of a layer.
+#include "layer_checks.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace suptok;
+
+namespace {
+
+const std::vector<attention_params> masks{{mask::strict, 0}, {mask::inclusive, 0}};
+
+}  // namespace
+
+TEST_CASE("layer forward matches the naive definition", "[layer][reference]") {
+  for (const auto& c : test::layer_cases)
+    for (const auto& ap : masks) {
+      DYNAMIC_SECTION(c.name << ", " << to_string(ap.causal_mask)) {
+        const auto U = test::random_matrix<double>(6, 5, 11);
+        const auto l = test::random_layer<double>(5, c, 12);
+        const matrix<double> mu = attention_forward<double>(U, l, ap).mu;
+        const matrix<double> ref = test::naive_layer_mu<double>(U, l, ap.causal_mask);
+        // Sums of a few products of O(1) terms: a handful of roundings. Bound 32 eps relative to
+        // the largest |mu|, measured up to 4.
+        CHECK(test::max_rel_error(mu, ref) <= 32 * test::epsilon_of<double>());
+      }
+    }
+}
+
+TEST_CASE("layer backward matches dual<double> autodiff along a random direction", "[layer][gradient]") {
+  using D = dual<double>;
+  for (const auto& c : test::layer_cases)
+    for (const auto& ap : masks) {
+      DYNAMIC_SECTION(c.name << ", " << to_string(ap.causal_mask)) {
+        const auto U = test::random_matrix<double>(6, 5, 21);
+        auto l = test::random_layer<double>(5, c, 22);
+        const auto dMu = test::random_matrix<double>(6, 5, 23);
+        const layer_gradients<double> g = attention_backward<double>(dMu, U, l, ap);
+        // Direction: U and every block; the analytic directional derivative is <grad, dir>.
+        std::uint64_t seed = 100;
+        const auto dU = test::random_matrix<double>(6, 5, seed++);
+        double analytic = g.dU.cwiseProduct(dU).sum();
+        layer<D> ld = test::cast<D>(l);
+        layer<double> grad = g.dW;
+        std::vector<Eigen::MatrixXd> dirs;
+        test::for_each_block(grad, [&](auto& b) {
+          dirs.push_back(test::random_matrix<double>(b.rows(), b.cols(), seed++));
+          analytic += (b.array() * dirs.back().array()).sum();
+        });
+        std::size_t k = 0;
+        test::for_each_block(ld, [&](auto& b) {
+          for (suptok::index i = 0; i < b.rows(); ++i)
+            for (suptok::index j = 0; j < b.cols(); ++j) b(i, j) = make_dual<double>(double(b(i, j)), dirs[k](i, j));
+          ++k;
+        });
+        matrix<D> Ud = test::cast<D>(U);
+        for (suptok::index i = 0; i < U.rows(); ++i)
+          for (suptok::index j = 0; j < U.cols(); ++j) Ud(i, j) = make_dual<double>(U(i, j), dU(i, j));
+        const matrix<D> mu = attention_forward<D>(Ud, ld, ap).mu;
+        double forward_mode = 0, scale = 0;
+        for (suptok::index i = 0; i < mu.rows(); ++i)
+          for (suptok::index j = 0; j < mu.cols(); ++j) {
+            forward_mode += dMu(i, j) * derivative(mu(i, j));
+            scale += std::abs(dMu(i, j) * derivative(mu(i, j)));
+          }
+        // Two evaluations of a sum of ~10^3 terms in different orders. Bound 64 eps of the sum of
+        // magnitudes, measured below 8.
+        CHECK(test::within_eps(analytic, forward_mode, 64, scale));
+      }
+    }
+}
+
+TEST_CASE("a plain layer agrees with the head-stack path", "[layer][reference]") {
+  for (const auto& ap : masks) {
+    DYNAMIC_SECTION(to_string(ap.causal_mask)) {
+      const auto U = test::random_matrix<double>(7, 4, 31);
+      const auto hs = test::random_heads<double>(2, 4, 3, 2, 32);
+      const layer<double> l = as_layer(hs);
+      // Same operations in the same order for mu: bitwise.
+      CHECK(attention_forward<double>(U, l, ap).mu == attention_forward<double>(U, hs, ap).mu);
+      // J_t: the layer path centres both factors of the covariance, the head-stack path one; a few
+      // roundings apart. Bound 64 eps relative to max |J_t|, measured up to 6.
+      const auto J = jacobian_blocks<double>(U, l, ap);
+      const auto J_heads = jacobian_blocks<double>(U, hs, ap);
+      for (std::size_t t = 0; t < J.size(); ++t) CHECK(test::max_rel_error(J[t], J_heads[t]) <= 64 * test::epsilon_of<double>());
+    }
+  }
+}
+
+TEST_CASE("det(I - K_t) of the projected form equals det J_t", "[layer][reference]") {
+  for (const auto& c : test::layer_cases)
+    for (const auto& ap : masks) {
+      DYNAMIC_SECTION(c.name << ", " << to_string(ap.causal_mask)) {
+        const auto U = test::random_matrix<double>(6, 5, 41);
+        const auto l = test::random_layer<double>(5, c, 42);
+        const auto J = jacobian_blocks<double>(U, l, ap);
+        const auto K = projected_blocks<double>(U, l, ap);
+        for (std::size_t t = 0; t < J.size(); ++t) {
+          const matrix<double> I_K = matrix<double>::Identity(K[t].rows(), K[t].cols()) - K[t];
+          const signed_log_det<double> a = log_det<double>(J[t]), b = log_det<double>(I_K);
+          CHECK(a.sign == b.sign);
+          // log|det| of well-conditioned blocks (kappa < 100 here): bound 256 eps absolute on
+          // log|det| (i.e. relative on det), measured up to 30.
+          CHECK(test::within_eps(b.log_abs, a.log_abs, 256, 1.0));
+        }
+      }
+    }
+}
+
+TEST_CASE("layer validation names the argument", "[layer][validation]") {
+  const auto U = test::random_matrix<double>(4, 5, 51);
+  const auto base = test::random_layer<double>(5, test::layer_cases[2], 52);
+  const auto fails_with = [&](layer<double> l, const std::string& name) {
+    try {
+      attention_forward<double>(U, l, {});
+    } catch (const suptok::error& e) {
+      CHECK(e.argument() == name);
+      return;
+    }
+    FAIL("no error for " << name);
+  };
+  auto l = base;
+  l.W_K.pop_back();  // 4 query heads, 1 key head but 2 value heads
+  fails_with(l, "layer.W_V");
+  l = base;
+  l.W_K.push_back(l.W_K[0]);
+  l.W_V.push_back(l.W_V[0]);  // 3 does not divide 4
+  fails_with(l, "layer.W_K");
+  l = base;
+  l.W_O.pop_back();
+  fails_with(l, "layer.W_O");
+  l = base;
+  l.W_Q[3].resize(3, 5);
+  fails_with(l, "layer.W_Q[3]");
+  l = base;
+  l.b_V[1].resize(7);
+  fails_with(l, "layer.b_V[1]");
+  l = base;
+  l.b_Q.pop_back();
+  fails_with(l, "layer.b_Q");
+  l = base;
+  l.b_O(2) = std::numeric_limits<double>::quiet_NaN();
+  fails_with(l, "layer.b_O");
+  l = base;
+  l.rope_theta = -1;
+  fails_with(l, "layer.rope_theta");
+  l = test::random_layer<double>(5, {"odd", 1, 1, 3, 2, false, 0}, 53);
+  l.rope_theta = 10000;
+  fails_with(l, "layer.W_K[0]");
+}
