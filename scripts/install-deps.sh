@@ -4,7 +4,7 @@
 #   tests:  catch2 libboost-dev libboost-math-dev (multiprecision, autodiff, quadrature)
 #   simd:   libxsimd-dev xtl-dev        bench: libbenchmark-dev
 set -euo pipefail
-packages=(cmake g++ make libeigen3-dev libxsimd-dev xtl-dev libboost-dev libboost-math-dev catch2 libbenchmark-dev)
+packages=(cmake g++ make libeigen3-dev libxsimd-dev xtl-dev libboost-dev libboost-math-dev catch2 libbenchmark-dev nlohmann-json3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
