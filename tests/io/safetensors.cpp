@@ -270,6 +270,11 @@ TEST_CASE("safetensors: malformed files give errors that name the problem", "[io
     expect(error_of(safetensors_bytes("{\"w\": ", "")), "header", "not valid JSON");
     expect(error_of(safetensors_bytes("{} x", "")), "header", "not valid JSON");
     expect(error_of(safetensors_bytes("{\"\xff\": 1}", "")), "header", "not valid JSON");  // not UTF-8
+    // Deep nesting: parsed and destroyed without recursion (no stack overflow).
+    const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+    expect(error_of(safetensors_bytes("{\"w\": " + deep + "}", "")), "tensor 'w'", "not an object");
+    expect(error_of(safetensors_bytes("{\"w\": " + std::string(200000, '['), "")), "header", "not valid JSON");
+    expect(error_of(safetensors_bytes(R"({"w": 1e99999})", "")), "header", "not valid JSON");
     expect(error_of(safetensors_bytes(R"({"__metadata__": [1]})", "")), "__metadata__", "not an object");
     expect(error_of(safetensors_bytes(R"({"__metadata__": {"a": 1}})", "")), "__metadata__", "'a' is not a string");
   }

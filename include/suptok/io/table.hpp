@@ -120,7 +120,8 @@ class table {
       j["columns"][name] = std::move(col);
     }
     j["totals"] = nlohmann::ordered_json::object();
-    for (const auto& [name, v] : totals_) std::visit([&](const auto& x) { j["totals"][name] = json_value(x); }, v);
+    for (const auto& total : totals_)
+      j["totals"][total.first] = std::visit([](const auto& x) { return json_value(x); }, total.second);
     return j;
   }
 
