@@ -3,5 +3,7 @@
 
 #include "attention/backward.hpp"
 #include "attention/forward.hpp"
+#include "attention/layer.hpp"
+#include "attention/layer_attention.hpp"
 #include "attention/mask.hpp"
 #include "attention/params.hpp"

@@ -4,10 +4,12 @@
 // when its headers are available.
 #pragma once
 
+#include "barrier/analysis.hpp"
 #include "barrier/block.hpp"
 #include "barrier/margins.hpp"
 #include "barrier/penalty.hpp"
 #include "barrier/policy.hpp"
+#include "barrier/singular_values.hpp"
 #include "barrier/support_tokens.hpp"
 
 #if __has_include(<boost/math/quadrature/exp_sinh.hpp>)

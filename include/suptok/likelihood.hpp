@@ -5,8 +5,11 @@
 
 #include "likelihood/jacobian.hpp"
 #include "likelihood/jacobian_backward.hpp"
+#include "likelihood/layer_jacobian.hpp"
+#include "likelihood/layer_jacobian_backward.hpp"
 #include "likelihood/logdet.hpp"
 #include "likelihood/loglik.hpp"
 #include "likelihood/noise.hpp"
+#include "likelihood/projected.hpp"
 #include "likelihood/residuals.hpp"
 #include "likelihood/sampler.hpp"

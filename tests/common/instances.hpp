@@ -30,10 +30,12 @@
   EXTERN template suptok::attention_gradients<S> suptok::detail::jacobian_blocks_backward_unchecked<S>(      \
       const std::vector<suptok::matrix<S>>&, const Eigen::Ref<const suptok::matrix<S>>&,                     \
       const suptok::heads<S>&, const suptok::attention_params&);                                              \
-  EXTERN template suptok::detail::sequence_barrier<S> suptok::detail::sequence_barrier_forward<S>(           \
+  EXTERN template suptok::detail::sequence_barrier<S>                                                        \
+  suptok::detail::sequence_barrier_forward<S, suptok::heads<S>>(                                             \
       const Eigen::Ref<const suptok::matrix<S>>&, const suptok::heads<S>&, const suptok::barrier_params&,    \
       const suptok::attention_params&);                                                                       \
-  EXTERN template suptok::attention_gradients<S> suptok::detail::sequence_barrier_backward<S>(               \
+  EXTERN template suptok::attention_gradients<S>                                                             \
+  suptok::detail::sequence_barrier_backward<S, suptok::heads<S>>(                                            \
       const suptok::detail::sequence_barrier<S>&, const S&, const Eigen::Ref<const suptok::matrix<S>>&,      \
       const suptok::heads<S>&, const suptok::barrier_params&, const suptok::attention_params&,               \
       const std::string&);                                                                                    \

@@ -86,6 +86,46 @@ layer<To> cast(const layer<From>& l) {
   return r;
 }
 
+// A seeded random direction over U and every block of a layer, and dual copies of (U, l) whose
+// slopes are that direction: the derivative of any function of them along the direction is
+// compared with <analytic gradient, direction> (dot).
+template <class R>
+struct random_direction_of_layer {
+  matrix<R> dU;
+  std::vector<matrix<R>> dW;  // for_each_block order
+  matrix<dual<R>> U;
+  layer<dual<R>> l;
+
+  // <g, direction>, or with magnitudes sum |g| |direction| (the scale of that sum's rounding).
+  R dot(const matrix<R>& gU, layer<R> gW, bool magnitudes = false) const {
+    const auto term = [&](const auto& g, const auto& d) {
+      return magnitudes ? R((g.array().abs() * d.array().abs()).sum()) : R((g.array() * d.array()).sum());
+    };
+    R sum = term(gU, dU);
+    std::size_t k = 0;
+    for_each_block(gW, [&](auto& b) { sum += term(b, dW[k++]); });
+    return sum;
+  }
+};
+
+template <class R>
+random_direction_of_layer<R> random_direction(const matrix<R>& U, layer<R> l, std::uint64_t seed) {
+  random_direction_of_layer<R> d;
+  d.dU = random_matrix<R>(U.rows(), U.cols(), seed++);
+  for_each_block(l, [&](auto& b) { d.dW.push_back(random_matrix<R>(b.rows(), b.cols(), seed++)); });
+  d.U = cast<dual<R>>(U);
+  for (index i = 0; i < U.rows(); ++i)
+    for (index j = 0; j < U.cols(); ++j) d.U(i, j) = make_dual<R>(U(i, j), d.dU(i, j));
+  d.l = cast<dual<R>>(l);
+  std::size_t k = 0;
+  for_each_block(d.l, [&](auto& b) {
+    for (index i = 0; i < b.rows(); ++i)
+      for (index j = 0; j < b.cols(); ++j) b(i, j) = make_dual<R>(static_cast<R>(b(i, j)), d.dW[k](i, j));
+    ++k;
+  });
+  return d;
+}
+
 // The rotation matrix R_t (d, d) of position t, written out: pairs (i, i + d/2) rotated by
 // t * theta^(-2i/d). The identity when theta = 0.
 template <class S>

@@ -130,7 +130,7 @@ void validate_bias_list(const std::vector<vector<S>>& b, const std::vector<matri
 // Validates a layer for embeddings of dimension p: head counts, shapes, biases, finiteness and the
 // rotary base.
 template <class S>
-void validate_layer(const layer<S>& l, index p) {
+void validate_layer_weights(const layer<S>& l, index p) {
   require(!l.W_Q.empty(), "layer.W_Q", "at least one query head is required");
   require(!l.W_K.empty() && l.W_Q.size() % l.W_K.size() == 0, "layer.W_K",
           "the number of key/value heads must divide the number of query heads (", l.W_Q.size(), "), got ",
@@ -171,7 +171,7 @@ void validate_layer_attention(const Eigen::Ref<const matrix<S>>& U, const layer<
                               const std::string& u_name = "U") {
   validate_params(params);
   validate_sequence<S>(U, u_name);
-  validate_layer(l, U.cols());
+  validate_layer_weights(l, U.cols());
 }
 
 }  // namespace detail

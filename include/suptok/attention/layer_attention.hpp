@@ -93,18 +93,22 @@ void affine_rows_backward(matrix<S>& dW, std::vector<vector<S>>& db, std::size_t
   if (!db.empty()) db[k] += dY.colwise().sum().transpose();
 }
 
-// From da = dL/da (N, N) of query head h: adds the gradients of W_Q[h], b_Q[h], W_K[g], b_K[g]
-// to dW and dQ' W_Q + dK' W_K to dU (N, p).
+// From da = dL/da (N, N) of query head h, plus any gradients that reach the rotated keys k~_s
+// (dK_more, (N, d_k)) or the unrotated queries q'_t (dQp_more) by other paths (empty: none): adds
+// the gradients of W_Q[h], b_Q[h], W_K[g], b_K[g] to dW and dQ' W_Q + dK' W_K to dU (N, p).
 template <class S>
 void layer_weights_backward(matrix<S>& dU, layer<S>& dW, const matrix<S>& da, const Eigen::Ref<const matrix<S>>& U,
-                            const layer<S>& l, std::size_t h, const layer_head_pass<S>& pass) {
+                            const layer<S>& l, std::size_t h, const layer_head_pass<S>& pass,
+                            const matrix<S>& dK_more = {}, const matrix<S>& dQp_more = {}) {
   const std::size_t g = l.group_of(h);
   const vector<S> row_dot = pass.a.cwiseProduct(da).rowwise().sum();  // (N): sum_r a_tr da_tr
   const matrix<S> dl = pass.a.cwiseProduct(da.colwise() - row_dot);   // (N, N)
   matrix<S> dQ = (dl * pass.K) / pass.tau;                            // (N, d_k)
   matrix<S> dK = (dl.transpose() * pass.Q) / pass.tau;                // (N, d_k)
-  rotate_rows(dQ, l.rope_theta, -1);                                  // dQ'
-  rotate_rows(dK, l.rope_theta, -1);                                  // dK'
+  if (dK_more.size() > 0) dK += dK_more;
+  rotate_rows(dQ, l.rope_theta, -1);  // dQ'
+  rotate_rows(dK, l.rope_theta, -1);  // dK'
+  if (dQp_more.size() > 0) dQ += dQp_more;
   affine_rows_backward<S>(dW.W_Q[h], dW.b_Q, h, dQ, U);
   affine_rows_backward<S>(dW.W_K[g], dW.b_K, g, dK, U);
   dU.noalias() += dQ * l.W_Q[h] + dK * l.W_K[g];  // (N, p)

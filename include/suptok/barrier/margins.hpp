@@ -5,6 +5,9 @@
 //                            (det itself may under/overflow; sign and log_abs_det do not)
 //   sigma_min = m_t          the margin: smallest singular value, the spectral-norm distance from
 //                            J_t to the nearest singular matrix
+//   signed_margin            sign(det J_t) m_t: the same distance, negative on the infeasible side,
+//                            so that an infeasible token never looks like a feasible one near the
+//                            boundary (the support-token rules take this one by default)
 //   sigma_max, kappa         kappa = sigma_max / sigma_min, +inf when sigma_min = 0
 //   eig_margin               1 - max Re eig(sum_h V_h M^h_t) = 1 - max Re eig(I - J_t)
 //                            = min Re eig(J_t)   (strict mask: M^h_t = C^h_t A_h)
@@ -37,6 +40,7 @@ struct token_margin {
   int sign;       // sign of det J_t: -1, 0, +1
   S log_abs_det;  // log |det J_t| (-inf when singular)
   S sigma_min;    // m_t = sigma_min(J_t)
+  S signed_margin;  // sign(det J_t) m_t: negative at infeasible tokens (det J_t < 0)
   S sigma_max;    // sigma_max(J_t)
   S kappa;        // sigma_max / sigma_min, +inf when sigma_min = 0
   S eig_margin;   // 1 - max Re eig(I - J_t) = min Re eig(J_t)
@@ -51,7 +55,7 @@ token_margin<S> block_margin_unchecked(const Eigen::Ref<const matrix<S>>& J) {
   const signed_log_det<S> ld = log_det<S>(J);
   const vector<S> s = Eigen::JacobiSVD<dense>(dense(J)).singularValues();  // (p), decreasing
   const S inf = S(std::numeric_limits<double>::infinity());
-  token_margin<S> m{ld.value(), ld.sign, ld.log_abs, s(p - 1), s(0), s(p - 1) == S(0) ? inf : s(0) / s(p - 1), inf};
+  token_margin<S> m{ld.value(), ld.sign, ld.log_abs, s(p - 1), S(ld.sign) * s(p - 1), s(0), s(p - 1) == S(0) ? inf : s(0) / s(p - 1), inf};
   const dense T = Eigen::RealSchur<dense>(dense(J), /*computeU=*/false).matrixT();  // (p, p)
   for (index i = 0; i < p;) {
     if (i + 1 < p && T(i + 1, i) != S(0)) {  // 2x2 block: eigenvalues mean +- sqrt(disc)

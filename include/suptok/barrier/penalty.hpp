@@ -25,6 +25,7 @@
 
 #include "../likelihood/jacobian.hpp"
 #include "../likelihood/jacobian_backward.hpp"
+#include "../likelihood/layer_jacobian_backward.hpp"
 #include "block.hpp"
 
 namespace suptok {
@@ -57,8 +58,9 @@ struct sequence_barrier {
   std::vector<S> b;                     // N
 };
 
-template <class S>
-sequence_barrier<S> sequence_barrier_forward(const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
+// W: a head stack (heads<S>) or a layer (layer<S>).
+template <class S, class W>
+sequence_barrier<S> sequence_barrier_forward(const Eigen::Ref<const matrix<S>>& U, const W& hs,
                                              const barrier_params& bp, const attention_params& ap) {
   sequence_barrier<S> r{jacobian_blocks<S>(U, hs, ap), {}, {}};
   r.ld.reserve(r.J.size());
@@ -81,12 +83,25 @@ S counted_sum(const std::vector<S>& b, mask m) {
   return sum;
 }
 
-// The gradient of weight * sum_{counted t} b_t with respect to U and the heads of one sequence.
+// The gradients with respect to U and the weights W: attention_gradients for a head stack,
+// layer_gradients for a layer.
+template <class W>
+struct gradients_for;
 template <class S>
-attention_gradients<S> sequence_barrier_backward(const sequence_barrier<S>& fw, const S& weight,
-                                                 const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
-                                                 const barrier_params& bp, const attention_params& ap,
-                                                 const std::string& argument) {
+struct gradients_for<heads<S>> {
+  using type = attention_gradients<S>;
+};
+template <class S>
+struct gradients_for<layer<S>> {
+  using type = layer_gradients<S>;
+};
+
+// The gradient of weight * sum_{counted t} b_t with respect to U and the weights W of one sequence.
+template <class S, class W>
+typename gradients_for<W>::type sequence_barrier_backward(const sequence_barrier<S>& fw, const S& weight,
+                                                          const Eigen::Ref<const matrix<S>>& U, const W& hs,
+                                                          const barrier_params& bp, const attention_params& ap,
+                                                          const std::string& argument) {
   const index p = U.cols();
   std::vector<matrix<S>> dJ(fw.J.size(), matrix<S>::Zero(p, p));
   for (index t = first_nontrivial(ap.causal_mask); t < U.rows(); ++t) {
@@ -150,6 +165,36 @@ barrier_gradients<S> barrier_penalty_backward(const_ref<S> U, const heads<S>& hs
   const S weight = S(1) / S(n);
   return {detail::counted_sum<S>(fw.b, ap.causal_mask) / S(n),
           detail::sequence_barrier_backward<S>(fw, weight, U, hs, bp, ap, "U")};
+}
+
+// The same three for a layer (grouped-query heads, biases, rotary embeddings; attention/layer.hpp),
+// general form. Gradients reach U and every weight and bias (those of b_V and b_O are zero).
+template <class S>
+std::vector<S> barrier_per_token(const_ref<S> U, const layer<S>& l, const barrier_params& bp,
+                                 const attention_params& ap = {}) {
+  detail::validate_barrier(bp);
+  detail::validate_layer_attention<S>(U, l, ap);
+  return detail::sequence_barrier_forward<S>(U, l, bp, ap).b;
+}
+
+template <class S>
+S barrier_penalty(const_ref<S> U, const layer<S>& l, const barrier_params& bp, const attention_params& ap = {}) {
+  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
+  const std::vector<S> b = barrier_per_token<S>(U, l, bp, ap);
+  return n == 0 ? S(0) : detail::counted_sum<S>(b, ap.causal_mask) / S(n);
+}
+
+template <class S>
+barrier_gradients<S, layer_gradients<S>> barrier_penalty_backward(const_ref<S> U, const layer<S>& l,
+                                                                  const barrier_params& bp,
+                                                                  const attention_params& ap = {}) {
+  detail::validate_barrier(bp);
+  detail::validate_layer_attention<S>(U, l, ap);
+  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
+  if (n == 0) return {S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(l)}};
+  const auto fw = detail::sequence_barrier_forward<S>(U, l, bp, ap);
+  return {detail::counted_sum<S>(fw.b, ap.causal_mask) / S(n),
+          detail::sequence_barrier_backward<S>(fw, S(1) / S(n), U, l, bp, ap, "U")};
 }
 
 // The penalty of a batch (heads shared): mean over all non-trivial tokens of all sequences.

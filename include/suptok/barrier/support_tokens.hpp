@@ -1,8 +1,9 @@
 // suptok/barrier/support_tokens.hpp: support tokens, the tokens closest to the degeneracy
 // boundary, as support vectors are the points on the margin (MATH.md section 3).
 //
-// Inputs are per-position lists (position t = 0..N-1, 0-based): margins[t] = m_t = sigma_min(J_t)
-// (margins.hpp) and, for rule (c), b[t] (penalty.hpp). Positions before `first` are trivial and
+// Inputs are per-position lists (position t = 0..N-1, 0-based): margins[t], either m_t =
+// sigma_min(J_t) (margins.hpp) or the signed margin sign(det J_t) m_t (analysis.hpp), which is
+// negative at infeasible tokens so that they rank first; and, for rule (c), b[t] (penalty.hpp). Positions before `first` are trivial and
 // never selected: pass first = first_nontrivial(mask) (2 under the strict mask, where J_0 = J_1 = I,
 // m = 1, b = f(1); 0 under the inclusive mask), or 0 to consider every position.
 //   (a) support_smallest(margins, k):           the k smallest margins
@@ -38,12 +39,12 @@ struct support_set {
   std::vector<S> margins;        // margins[i] is the margin of positions[i]
 };
 
-// The sigma_min column of token_margins, as the list the rules take.
+// The signed-margin column of token_margins, as the list the rules take: infeasible tokens rank first.
 template <class S>
 std::vector<S> margins_of(const std::vector<token_margin<S>>& ms) {
   std::vector<S> r;
   r.reserve(ms.size());
-  for (const token_margin<S>& m : ms) r.push_back(m.sigma_min);
+  for (const token_margin<S>& m : ms) r.push_back(m.signed_margin);
   return r;
 }
 
@@ -52,8 +53,8 @@ namespace detail {
 template <class S>
 void validate_margins(const std::vector<S>& margins, index first) {
   for (std::size_t t = 0; t < margins.size(); ++t)
-    require(is_finite(margins[t]) && !(margins[t] < S(0)), "margins[" + std::to_string(t) + "]",
-            "a margin must be finite and >= 0, got ", to_double(margins[t]));
+    require(is_finite(margins[t]), "margins[" + std::to_string(t) + "]", "a margin must be finite, got ",
+            to_double(margins[t]));
   require(first >= 0 && first <= static_cast<index>(margins.size()), "first", "must lie in [0, ", margins.size(),
           "], got ", first);
 }

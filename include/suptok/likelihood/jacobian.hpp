@@ -3,8 +3,10 @@
 //
 // General form, for logits l_ts(u_t, u_s) with query gradient g_ts := d l_ts / d u_t:
 //   J_t = I - sum_h V_h M^h_t,        V_h = W_O^h W_V^h                      (p, p)
-//   M^h_t = sum_{s in P(t)} a_ts (u_s - ubar_t) g_ts^T  [+ a_tt I, inclusive mask]
-// (sum_s a_ts (u_s - ubar_t) = 0, so centring g_ts is not needed). Dot-product logits give
+//   M^h_t = sum_{s in P(t)} a_ts (u_s - ubar_t) (g_ts - gbar_t)^T  [+ a_tt I, inclusive mask]
+// Both factors are centred. Since sum_s a_ts (u_s - ubar_t) = 0, centring one would do in real
+// arithmetic, but the rounding left in that sum would be multiplied by gbar_t = A^T ubar_t, which is
+// large for tokens clustered far from the origin. Dot-product logits give
 //   g_ts = A_h^T u_s + [s == t, inclusive] A_h u_t,   A_h = W_K^T W_Q / tau   (p, p)
 // which yields C_t A (strict, MATH 2.1) and a_tt I + C_t A + a_tt (u_t - ubar_t)(A u_t)^T
 // (inclusive, MATH 2.2). An empty past gives M = 0 (strict: J_0 = J_1 = I since C = 0 there).
@@ -41,7 +43,8 @@ matrix<S> query_moment(index t, const Eigen::Ref<const matrix<S>>& U, const matr
   const auto a_t = a.row(t).head(end);                                           // (end)
   const vector<S> ubar = (a_t * U.topRows(end)).transpose();                     // (p)
   const matrix<S> D = U.topRows(end).rowwise() - ubar.transpose();               // (end, p)
-  M.noalias() = D.transpose() * a_t.transpose().asDiagonal() * UA.topRows(end);  // (p, p)
+  const matrix<S> G = UA.topRows(end).rowwise() - a_t * UA.topRows(end);         // (end, p) g_ts - gbar
+  M.noalias() = D.transpose() * a_t.transpose().asDiagonal() * G;                // (p, p)
   if (m == mask::inclusive) {
     const S a_tt = a(t, t);
     M.noalias() += a_tt * D.row(t).transpose() * (A * U.row(t).transpose()).transpose();

@@ -25,19 +25,24 @@ struct signed_log_det {
   }
 };
 
+// sign and log|det| from a pivoted LU factorisation of the matrix.
 template <class S>
-signed_log_det<S> log_det(const Eigen::Ref<const matrix<S>>& J) {
+signed_log_det<S> log_det(const Eigen::PartialPivLU<matrix<S>>& lu) {
   using std::abs;
   using std::log;
-  const Eigen::PartialPivLU<matrix<S>> lu(J);
   signed_log_det<S> r{static_cast<int>(lu.permutationP().determinant()), S(0)};
-  for (index i = 0; i < J.rows(); ++i) {
+  for (index i = 0; i < lu.rows(); ++i) {
     const S u = lu.matrixLU()(i, i);
     if (u == S(0)) return {0, S(-std::numeric_limits<double>::infinity())};
     if (u < S(0)) r.sign = -r.sign;
     r.log_abs += log(abs(u));
   }
   return r;
+}
+
+template <class S>
+signed_log_det<S> log_det(const Eigen::Ref<const matrix<S>>& J) {
+  return log_det<S>(Eigen::PartialPivLU<matrix<S>>(J));
 }
 
 }  // namespace suptok

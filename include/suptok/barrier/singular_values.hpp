@@ -1,0 +1,79 @@
+// suptok/barrier/singular_values.hpp: the extreme singular values of a block J (n, n) from its
+// factorisation, without an SVD: sigma_min by inverse iteration, sigma_max by power iteration.
+//
+// Both iterate on x (unit vector, fixed deterministic start):
+//   sigma_min:  z = J^{-1} x,  estimate 1 / |z|,  x <- J^{-T} z / |J^{-T} z|    (power iteration on (J^T J)^{-1})
+//   sigma_max:  z = J x,       estimate |z|,      x <- J^T z / |J^T z|          (power iteration on J^T J)
+// In exact arithmetic every sigma_min estimate is >= sigma_min (|J^{-1} x| <= 1 / sigma_min) and
+// every sigma_max estimate <= sigma_max, and both are monotone. The relative error after k steps
+// is about (sigma_1 / sigma_2)^(2k) for sigma_min (the two smallest singular values) and
+// (sigma_{n-1} / sigma_n)^(2k) for sigma_max; when the two are close the estimate lies between
+// them, so the error is at most their gap. The iteration stops when an estimate changes by less
+// than `tolerance` (relative; at least 8 eps of S) or after `max_iterations` steps. A singular J (an LU pivot of 0)
+// has sigma_min = 0: the caller passes that case without solving.
+// The operators are callables vector<S> -> vector<S>, so the same code serves an explicit J (its LU)
+// and the projected form (Woodbury through the LU of I - K_t, likelihood/projected.hpp).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "../core/scalar_traits.hpp"
+#include "../core/view.hpp"
+
+namespace suptok {
+
+struct iteration_params {
+  int max_iterations = 100;
+  double tolerance = 1e-10;  // relative change between two estimates that ends the iteration
+};
+
+namespace detail {
+
+// A fixed start vector with no special direction (sin(1), sin(2), ...), normalised.
+template <class S>
+vector<S> start_vector(index n) {
+  using std::sin;
+  vector<S> x(n);
+  for (index i = 0; i < n; ++i) x(i) = sin(S(i + 1));
+  return x / x.norm();
+}
+
+// Power iteration on B = A^T A given x -> A x and x -> A^T x: returns the final |A x| for unit x.
+template <class S, class Apply, class ApplyT>
+S power_iteration(index n, Apply&& apply, ApplyT&& apply_t, const iteration_params& ip) {
+  using std::abs;
+  const S tolerance = S(std::max(ip.tolerance, 8 * to_double(std::numeric_limits<S>::epsilon())));
+  vector<S> x = start_vector<S>(n);
+  S estimate = S(0);
+  for (int it = 0; it < ip.max_iterations; ++it) {
+    const vector<S> z = apply(x);
+    const S previous = estimate;
+    estimate = z.norm();
+    if (!(estimate > S(0))) return estimate;
+    const vector<S> w = apply_t(z / estimate);
+    const S w_norm = w.norm();
+    if (!(w_norm > S(0))) return estimate;
+    x = w / w_norm;
+    if (abs(estimate - previous) <= tolerance * estimate) break;
+  }
+  return estimate;
+}
+
+}  // namespace detail
+
+// sigma_min(J) from x -> J^{-1} x and x -> J^{-T} x (n = size of J). An upper bound in exact arithmetic.
+template <class S, class Solve, class SolveT>
+S smallest_singular_value(index n, Solve&& solve, SolveT&& solve_t, const iteration_params& ip = {}) {
+  const S inverse_norm = detail::power_iteration<S>(n, solve, solve_t, ip);  // ~ |J^{-1}| = 1 / sigma_min
+  return inverse_norm > S(0) ? S(1) / inverse_norm : S(std::numeric_limits<double>::infinity());
+}
+
+// sigma_max(J) from x -> J x and x -> J^T x. A lower bound in exact arithmetic.
+template <class S, class Apply, class ApplyT>
+S largest_singular_value(index n, Apply&& apply, ApplyT&& apply_t, const iteration_params& ip = {}) {
+  return detail::power_iteration<S>(n, apply, apply_t, ip);
+}
+
+}  // namespace suptok
