@@ -1,4 +1,4 @@
-// Benchmarks of the log-barrier penalty (MATH.md section 3): the simd fast path, forward and
+// Benchmarks of the log-barrier penalty (docs/math.md section 3): the simd fast path, forward and
 // forward+backward, float (double at a few sizes), over N in {256, ..., 4096} and p in {8, ..., 128};
 // the moment accumulation alone at p = 64 (its % of the fp32 FMA peak); the reference backend at
 // small sizes for scale. One head, d_k = d_v = p, strict mask, extended policy. Every problem is

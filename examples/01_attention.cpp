@@ -1,4 +1,4 @@
-// 01_attention: causal self-attention (MATH.md section 1) with both masks, and its backward.
+// 01_attention: causal self-attention (docs/math.md section 1) with both masks, and its backward.
 //
 // Prints the attention weights of a small example under the strict mask (P(t) = {s < t}) and the
 // inclusive mask (P(t) = {s <= t}), then compares the analytic gradient of L = sum G o mu with

@@ -1,4 +1,4 @@
-// 02_jacobian_identity: the closed-form Jacobian blocks J_t = d e_t / d u_t (MATH.md 2.1, 2.1b,
+// 02_jacobian_identity: the closed-form Jacobian blocks J_t = d e_t / d u_t (docs/math.md 2.1, 2.1b,
 // 2.2) against forward-mode autodiff (dual<double> through the generic attention forward) and
 // central finite differences (double), for the strict and inclusive masks with one and two heads.
 // Prints the largest error of each method over all blocks and exits non-zero if one is too large.
@@ -86,7 +86,7 @@ int main() {
       std::printf("%-10s %3ld %16.3e %16.3e %8s\n", to_string(m), (long)H, e.autodiff, e.finite_difference,
                   pass ? "ok" : "FAILED");
     }
-  // The strict-mask identities J_0 = J_1 = I (MATH.md 2.1).
+  // The strict-mask identities J_0 = J_1 = I (docs/math.md 2.1).
   heads<double> hs(2);
   for (auto& w : hs) w = {random_matrix(3, p, gen, 0.6), random_matrix(3, p, gen, 0.6),
                           random_matrix(2, p, gen, 0.6), random_matrix(p, 2, gen, 0.6)};

@@ -1,4 +1,4 @@
-// 03_normalisation: the barrier as a normalisation condition (MATH.md section 3).
+// 03_normalisation: the barrier as a normalisation condition (docs/math.md section 3).
 //
 // p = 1, strict mask, one head with W_V = W_O = 1 (V = 1), W_K = 1, W_Q = V*A, temperature 1
 // (so A = W_K W_Q / tau = V*A), two past tokens u_1 = 1, u_2 = -1, sigma = 1. For the new token

@@ -1,12 +1,12 @@
 // 04_support_tokens: per-token stability margins of a random sequence and its support tokens
-// (MATH.md section 3).
+// (docs/math.md section 3).
 //
 // A seeded random sequence (N = 64, p = 8, entries N(0, 1)) through two strict-mask heads with
 // d_k = d_v = 8, W_Q and W_V of entries N(0, 0.22^2), W_K = W_Q and W_O = W_V^T (so A_h and V_h
 // are positive semi-definite, V C A mostly shrinks J and det J_t < 1, b_t > 0): at this scale
 // every token is feasible (det J_t > 0) but some come close to the boundary. Prints, per token, det J_t, log det J_t, the margin
 // m_t = sigma_min(J_t), kappa(J_t), 1 - max Re eig(sum_h V_h C_t A_h) and b_t (exact policy), then
-// the support tokens under the three rules. Positions are 0-based (MATH.md's t = position + 1);
+// the support tokens under the three rules. Positions are 0-based (docs/math.md's t = position + 1);
 // positions 0 and 1 have J = I and are not eligible. Self-checking: the rules are re-derived from
 // the table, and every column is checked against the others.
 #include <suptok/barrier.hpp>

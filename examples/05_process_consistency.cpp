@@ -1,4 +1,4 @@
-// 05_process_consistency: the process view (MATH.md section 5) for K = 3 tokens, n = 6 positions.
+// 05_process_consistency: the process view (docs/math.md section 5) for K = 3 tokens, n = 6 positions.
 //
 // For a Markov chain, a causal transformer language model and the same network with a
 // bidirectional mask (renormalised per length), it checks Kolmogorov consistency over all 3^6

@@ -1,4 +1,4 @@
-// suptok/attention.hpp: causal multi-head attention (MATH.md section 1), forward and backward.
+// suptok/attention.hpp: causal multi-head attention (docs/math.md section 1), forward and backward.
 #pragma once
 
 #include "attention/backward.hpp"

@@ -1,5 +1,5 @@
 // suptok/barrier.hpp: the log-barrier penalty with its extension policies and gradients, stability
-// margins and support tokens (MATH.md section 3), reference path. See docs/barrier.md.
+// margins and support tokens (docs/math.md section 3), reference path. See docs/barrier.md.
 // barrier/normalisation.hpp (the p = 1 normalisation integral) needs Boost.Math and is included
 // when its headers are available.
 #pragma once

@@ -1,4 +1,4 @@
-// suptok/likelihood.hpp: the latent-noise likelihood (MATH.md sections 2 and 6): residuals,
+// suptok/likelihood.hpp: the latent-noise likelihood (docs/math.md sections 2 and 6): residuals,
 // Jacobian blocks and their backward, log-determinants, the noise covariance, the log-likelihood
 // with gradients, and the sampler.
 #pragma once

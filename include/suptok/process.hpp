@@ -1,4 +1,4 @@
-// suptok/process.hpp: the process view (MATH.md section 5): index sets, token models (Markov
+// suptok/process.hpp: the process view (docs/math.md section 5): index sets, token models (Markov
 // chain, causal transformer LM, bidirectional counterexample), exact finite-dimensional
 // distributions, the Kolmogorov consistency check, sampling, Monte-Carlo estimates and the
 // goodness-of-fit test. statistics.hpp needs Boost.Math and is included when Boost is available.

@@ -1,4 +1,4 @@
-// suptok/attention/forward.hpp: causal multi-head attention, reference forward (MATH.md section 1).
+// suptok/attention/forward.hpp: causal multi-head attention, reference forward (docs/math.md section 1).
 //
 // For each head h, with Q = U W_Q^T (N, d_k), K = U W_K^T (N, d_k), Vv = U W_V^T (N, d_v):
 //   l_ts   = Q_t . K_s / tau                              s in P(t)

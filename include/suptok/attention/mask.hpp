@@ -1,8 +1,8 @@
-// suptok/attention/mask.hpp: the causal masks of MATH.md section 1.
+// suptok/attention/mask.hpp: the causal masks of docs/math.md section 1.
 //
 //   mask::strict     P(t) = {s < t}    (token 0 has an empty past; its output is 0)
 //   mask::inclusive  P(t) = {s <= t}   (the usual decoder mask)
-// Positions are 0-based in code (t = 0..N-1); MATH.md counts from 1.
+// Positions are 0-based in code (t = 0..N-1); docs/math.md counts from 1.
 #pragma once
 
 #include "../core/config.hpp"

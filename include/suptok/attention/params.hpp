@@ -1,6 +1,6 @@
 // suptok/attention/params.hpp: the parameters of causal attention and their validation.
 //
-// MATH.md section 1. One head h holds
+// docs/math.md section 1. One head h holds
 //   W_Q, W_K  (d_k, p)     W_V  (d_v, p)     W_O  (p, d_v)
 // and a stack of H heads is a std::vector<head<S>> (all heads share p; d_k and d_v may differ
 // between heads). The same struct holds gradients with respect to the weights.
@@ -43,7 +43,7 @@ struct attention_params {
   double temperature = 0;  // tau; 0 means sqrt(d_k) per head
 };
 
-// tau of head h (MATH.md section 1): params.temperature, or sqrt(d_k) when it is 0.
+// tau of head h (docs/math.md section 1): params.temperature, or sqrt(d_k) when it is 0.
 template <class S>
 S temperature_of(const head<S>& h, const attention_params& params) {
   using std::sqrt;

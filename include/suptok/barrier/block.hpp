@@ -1,4 +1,4 @@
-// suptok/barrier/block.hpp: the barrier of one Jacobian block and its gradient (MATH.md section 3).
+// suptok/barrier/block.hpp: the barrier of one Jacobian block and its gradient (docs/math.md section 3).
 //
 //   b(J)       = f(det J)                       f: the extension policy of policy.hpp
 //   db / dJ    = f'(z) cof(J),  z = det J,      cof(J) = dz/dJ = det(J) J^{-T}        (p, p)

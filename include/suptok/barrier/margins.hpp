@@ -1,4 +1,4 @@
-// suptok/barrier/margins.hpp: stability margins of the Jacobian blocks (MATH.md section 3).
+// suptok/barrier/margins.hpp: stability margins of the Jacobian blocks (docs/math.md section 3).
 //
 // Per token t (0-based), for J_t (p, p) of likelihood/jacobian.hpp:
 //   det, sign, log_abs_det   det J_t through the pivoted LU of likelihood/logdet.hpp

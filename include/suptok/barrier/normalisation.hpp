@@ -1,5 +1,5 @@
 // suptok/barrier/normalisation.hpp: the normalisation integral of the conditional density of one
-// token for p = 1 (MATH.md section 3, "Normalisation"), by Boost.Math quadrature. double only.
+// token for p = 1 (docs/math.md section 3, "Normalisation"), by Boost.Math quadrature. double only.
 //
 // p = 1, strict mask, fixed past u_1..u_n (rows of `past`, (n, 1)), new token u = u_{n+1}:
 //   e(u)  = u - mu_{n+1}(u)                   residual (attention/forward.hpp)

@@ -1,14 +1,14 @@
 // suptok/barrier/penalty.hpp: the log-barrier penalty of a sequence, a batch and a layer stack,
-// and its gradients (MATH.md sections 3 and 4), reference path.
+// and its gradients (docs/math.md sections 3 and 4), reference path.
 //
 //   b_t      = f(det J_t)                     per token, t = 0..N-1 (0-based), f: policy.hpp
 //   penalty  = mean of b_t over the tokens with a non-trivial J_t:
-//                strict mask     t >= 2   (MATH.md's t >= 3; J_0 = J_1 = I exactly, b = f(1))
+//                strict mask     t >= 2   (docs/math.md's t >= 3; J_0 = J_1 = I exactly, b = f(1))
 //                inclusive mask  every t  (J_0 = I - sum_h V_h is not trivial)
 //   batch    = mean over all non-trivial tokens of all sequences (pooled, so a sequence weighs
 //              by its number of non-trivial tokens; heads shared by the batch)
 //   layers   = mean over all non-trivial tokens of all layers (pooled, = mean_{layers, t} b_t of
-//              MATH.md section 4); layer l has its own (U_l, heads_l); no propagation between
+//              docs/math.md section 4); layer l has its own (U_l, heads_l); no propagation between
 //              layers: the user composes them.
 // With no non-trivial token (strict, N <= 2) the mean is empty: the penalty is 0, gradients 0.
 //

@@ -1,5 +1,5 @@
 // suptok/barrier/policy.hpp: the per-token barrier b = f(z), z = det J_t, and its extension
-// policies outside the feasible set (MATH.md section 3).
+// policies outside the feasible set (docs/math.md section 3).
 //
 //   exact     f(z) = -log z                          (z > 0),  +inf for z <= 0
 //   clamp     f(z) = -log max(z, eps)                          f'(z) = 0 for z < eps

@@ -1,5 +1,5 @@
 // suptok/barrier/support_tokens.hpp: support tokens, the tokens closest to the degeneracy
-// boundary, as support vectors are the points on the margin (MATH.md section 3).
+// boundary, as support vectors are the points on the margin (docs/math.md section 3).
 //
 // Inputs are per-position lists (position t = 0..N-1, 0-based): margins[t], either m_t =
 // sigma_min(J_t) (margins.hpp) or the signed margin sign(det J_t) m_t (analysis.hpp), which is

@@ -1,5 +1,5 @@
 // suptok/likelihood/jacobian.hpp: the diagonal Jacobian blocks J_t = d e_t / d u_t of the
-// residual map e_t = u_t - mu_t (MATH.md sections 2.1, 2.1b, 2.2), reference path.
+// residual map e_t = u_t - mu_t (docs/math.md sections 2.1, 2.1b, 2.2), reference path.
 //
 // General form, for logits l_ts(u_t, u_s) with query gradient g_ts := d l_ts / d u_t:
 //   J_t = I - sum_h V_h M^h_t,        V_h = W_O^h W_V^h                      (p, p)
@@ -8,8 +8,8 @@
 // arithmetic, but the rounding left in that sum would be multiplied by gbar_t = A^T ubar_t, which is
 // large for tokens clustered far from the origin. Dot-product logits give
 //   g_ts = A_h^T u_s + [s == t, inclusive] A_h u_t,   A_h = W_K^T W_Q / tau   (p, p)
-// which yields C_t A (strict, MATH 2.1) and a_tt I + C_t A + a_tt (u_t - ubar_t)(A u_t)^T
-// (inclusive, MATH 2.2). An empty past gives M = 0 (strict: J_0 = J_1 = I since C = 0 there).
+// which yields C_t A (strict, docs/math.md 2.1) and a_tt I + C_t A + a_tt (u_t - ubar_t)(A u_t)^T
+// (inclusive, docs/math.md 2.2). An empty past gives M = 0 (strict: J_0 = J_1 = I since C = 0 there).
 // Positions are 0-based. Cost per head: O(N^2 p^2) for the moments plus O(N p^3).
 #pragma once
 

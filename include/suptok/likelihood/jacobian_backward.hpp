@@ -1,4 +1,4 @@
-// suptok/likelihood/jacobian_backward.hpp: the backward of the Jacobian blocks (MATH.md 2.1b, 2.2,
+// suptok/likelihood/jacobian_backward.hpp: the backward of the Jacobian blocks (docs/math.md 2.1b, 2.2,
 // and the gradients paragraph of section 3), reference path.
 //
 // Given dJ_t = dL/dJ_t (p, p) for t = 0..N-1, returns the gradient of L = sum_t <dJ_t, J_t>_F with

@@ -11,6 +11,7 @@
 // when the tokens sit far from the origin. Biases: b_K and b_V cancel in every centred term; b_Q
 // enters through the weights and c_t; b_O does not enter J_t. Positions are 0-based; an empty
 // past gives M = 0. Cost per query head: O(N^2 (d_k + p) p) for the moments plus O(N p^2 d_v).
+// J_t depends on the tokens 0..t only: the blocks of a prefix are those of the whole sequence.
 #pragma once
 
 #include <vector>
@@ -60,19 +61,19 @@ std::vector<layer_head_pass<S>> layer_passes(const Eigen::Ref<const matrix<S>>& 
   return passes;
 }
 
-// Calls f(t, J_t) for t = 0..N-1 with J_t (p, p), one block alive at a time: memory O(H N^2 + H p^2).
+// Calls f(t, J_t) for t = 0..N-1 with J_t (p, p), one block alive at a time: memory O(H N^2 + p^2).
 template <class S, class F>
 void for_each_jacobian_block(const Eigen::Ref<const matrix<S>>& U, const layer<S>& l, const attention_params& params,
                              F&& f) {
   const index N = U.rows(), p = U.cols();
   const std::vector<layer_head_pass<S>> passes = layer_passes<S>(U, l, params);
-  std::vector<matrix<S>> V;  // H x (p, p): W_O[h] W_V[g(h)]
-  for (std::size_t h = 0; h < passes.size(); ++h) V.push_back(l.W_O[h] * l.W_V[l.group_of(h)]);
   matrix<S> J(p, p);
   for (index t = 0; t < N; ++t) {
     J.setIdentity();
-    for (std::size_t h = 0; h < passes.size(); ++h)
-      J.noalias() -= V[h] * layer_query_moment<S>(t, U, l, h, passes[h], params.causal_mask);
+    for (std::size_t h = 0; h < passes.size(); ++h) {
+      const matrix<S> VM = l.W_V[l.group_of(h)] * layer_query_moment<S>(t, U, l, h, passes[h], params.causal_mask);
+      J.noalias() -= l.W_O[h] * VM;  // (p, d_v) (d_v, p): 4 p^2 d_v instead of the 2 p^3 of (W_O W_V) M
+    }
     f(t, J);
   }
 }

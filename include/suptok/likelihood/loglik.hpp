@@ -1,4 +1,4 @@
-// suptok/likelihood/loglik.hpp: the log-likelihood of the latent-noise model (MATH.md section 2)
+// suptok/likelihood/loglik.hpp: the log-likelihood of the latent-noise model (docs/math.md section 2)
 // and its gradients, reference path.
 //
 //   ell_t = log N(e_t; 0, Psi) + log |det J_t|                                  t = 0..N-1

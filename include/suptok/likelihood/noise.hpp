@@ -1,4 +1,4 @@
-// suptok/likelihood/noise.hpp: the noise covariance Psi of the latent-noise model (MATH.md 2).
+// suptok/likelihood/noise.hpp: the noise covariance Psi of the latent-noise model (docs/math.md 2).
 //
 //   eps_t ~ N(0, Psi),   Psi = sigma^2 I (isotropic: one variance)
 //                        Psi = diag(psi_1..psi_p) (diagonal: p variances)

@@ -1,4 +1,4 @@
-// suptok/likelihood/residuals.hpp: the residual map of the latent-noise model (MATH.md section 2).
+// suptok/likelihood/residuals.hpp: the residual map of the latent-noise model (docs/math.md section 2).
 //
 //   e_t = u_t - mu_t(u_1..u_t)      E = U - mu   (N, p)
 // mu is the causal multi-head attention output (attention/forward.hpp), so e_t depends on

@@ -1,4 +1,4 @@
-// suptok/likelihood/sampler.hpp: sampling the latent-noise model (MATH.md section 6), reference path.
+// suptok/likelihood/sampler.hpp: sampling the latent-noise model (docs/math.md section 6), reference path.
 //
 // Given eps (N, p), token by token (t = 0..N-1, past u_0..u_{t-1} already solved), find u_t with
 //   f(u_t) := u_t - mu_t(u_0..u_{t-1}, u_t) - eps_t = 0,     f'(u_t) = J_t   (p, p)

@@ -1,11 +1,11 @@
-// suptok/process/attention_lm.hpp: small attention language models over K tokens (MATH.md
+// suptok/process/attention_lm.hpp: small attention language models over K tokens (docs/math.md
 // sections 1 and 5), built from attention_forward.
 //
 // Input of length N = m + 1: a BOS token (id K) at position 0, then x_1..x_m. With E (K + 1, p)
 // token embeddings, P (max_length + 1, p) learned position embeddings, L head stacks and the
 // unembedding W_U (K, p):
 //   h_t     = E(x_t) + P(t)                          (N, p)
-//   h      <- h + mu(h)  for each layer              mu = multi-head attention, MATH.md section 1
+//   h      <- h + mu(h)  for each layer              mu = multi-head attention, docs/math.md section 1
 //   logit_t = W_U h_t                                (N, K): row t predicts x_{t+1}
 //
 //   transformer_lm    causal (inclusive mask): log p(x_{m+1} | x_1..x_m) = log_softmax(logit_m);
@@ -16,7 +16,7 @@
 //                     Its family P_m is not consistent: the deliberate counterexample.
 // The full (bidirectional) mask reuses attention_forward with the inclusive mask: without
 // position encodings inside attention, mu_t depends on u_t and the multiset of its past only
-// (MATH.md section 5), so row t of full attention is the last row of the inclusive forward over
+// (docs/math.md section 5), so row t of full attention is the last row of the inclusive forward over
 // the other rows followed by row t. This costs N forwards per layer: fine for N <= 65.
 // Weights: lm_weights<S>::random(K, p, layers, heads, seed) draws them in double from
 // std::mt19937_64(seed) (E, P ~ N(0, 1); W_Q, W_K, W_V ~ N(0, 1/p); W_O ~ N(0, 1/d_v);

@@ -1,4 +1,4 @@
-// suptok/process/consistency.hpp: the Kolmogorov consistency check (MATH.md section 5).
+// suptok/process/consistency.hpp: the Kolmogorov consistency check (docs/math.md section 5).
 //
 // For every pair S' subset S subset {1..n}, S' = S and S' = {} included (3^n pairs: each
 // position is outside S, in S \ S' or in S'), it sums P_S over the positions of S \ S' and

@@ -1,4 +1,4 @@
-// suptok/process/fdd.hpp: exact finite-dimensional distributions by enumeration (MATH.md section 5).
+// suptok/process/fdd.hpp: exact finite-dimensional distributions by enumeration (docs/math.md section 5).
 //
 //   P_S(x_S) = sum over x at positions {1..max S} \ S of  P_{max S}(x_1..x_{max S})
 // where P_m is the joint of the first m positions: prod_{t <= m} p(x_t | x_<t) for a causal_model,

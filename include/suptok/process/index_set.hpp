@@ -1,4 +1,4 @@
-// suptok/process/index_set.hpp: finite sets of positions S subset {1..64} (MATH.md section 5).
+// suptok/process/index_set.hpp: finite sets of positions S subset {1..64} (docs/math.md section 5).
 //
 //   index_set S{1, 3, 4}        a set of 1-based positions; bit i-1 of S.bits() holds position i
 //   index_set::first(n)         {1..n}, 0 <= n <= 64

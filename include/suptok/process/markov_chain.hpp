@@ -1,4 +1,4 @@
-// suptok/process/markov_chain.hpp: a first-order Markov chain as a causal_model (MATH.md section 5).
+// suptok/process/markov_chain.hpp: a first-order Markov chain as a causal_model (docs/math.md section 5).
 //
 //   p(x_1) = pi(x_1),   p(x_t | x_<t) = T(x_{t-1}, x_t)        pi (K), T (K, K) row-stochastic
 // Its finite-dimensional distributions have the closed form (S = {s_1 < ... < s_k})

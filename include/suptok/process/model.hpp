@@ -1,7 +1,7 @@
-// suptok/process/model.hpp: what a token model is to the process view (MATH.md section 5).
+// suptok/process/model.hpp: what a token model is to the process view (docs/math.md section 5).
 //
 // Tokens are ints in 0..K-1; a sequence x_1..x_m is a std::span<const token> of length m
-// (position t of MATH.md is element t-1). A model comes in one of two kinds:
+// (position t of docs/math.md is element t-1). A model comes in one of two kinds:
 //
 //   causal_model   m.next_log_probs(out, prefix): out (K) = log p(x_{m+1} = . | x_1..x_m) for a
 //                  prefix of length m >= 0. The joint of the first m positions is the product

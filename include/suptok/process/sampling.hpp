@@ -1,4 +1,4 @@
-// suptok/process/sampling.hpp: exact sampling of token sequences (MATH.md section 5).
+// suptok/process/sampling.hpp: exact sampling of token sequences (docs/math.md section 5).
 //
 //   sample_sequences(model, m, count, seed)  ->  (count, m) row-major matrix of tokens, row i
 //   one sequence x_1..x_m drawn from P_m, with std::mt19937_64(seed): the same seed gives the same

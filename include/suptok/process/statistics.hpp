@@ -1,5 +1,5 @@
 // suptok/process/statistics.hpp: Monte-Carlo estimates of P_S and a goodness-of-fit test of the
-// sampler against the exact P_S (MATH.md section 5). Needs Boost.Math (distributions).
+// sampler against the exact P_S (docs/math.md section 5). Needs Boost.Math (distributions).
 //
 // wilson_interval(k, N, c): the Wilson score interval of a binomial proportion at confidence c,
 //   z = Phi^{-1}((1 + c) / 2),  center = (p + z^2 / 2N) / (1 + z^2 / N),

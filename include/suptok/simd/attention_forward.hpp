@@ -1,6 +1,6 @@
 // suptok/simd/attention_forward.hpp: fused causal attention forward, xsimd fast path (float, double).
 //
-// Same maths as attention/forward.hpp (MATH.md section 1), per head h and sequence b:
+// Same maths as attention/forward.hpp (docs/math.md section 1), per head h and sequence b:
 //   Q = U W_Q^T / tau (N, d_k), K = U W_K^T (N, d_k), Vv = U W_V^T (N, d_v)   (Eigen GEMMs)
 //   O_t = sum_{s in P(t)} exp(l_ts - lse_t) Vv_s,  l_ts = Q_t . K_s           (fused kernel)
 //   mu += O W_O^T                                                            (Eigen GEMM)

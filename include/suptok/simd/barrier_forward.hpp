@@ -1,6 +1,6 @@
 // suptok/simd/barrier_forward.hpp: the log-barrier penalty, xsimd fast path (float, double).
 //
-// Same values as barrier/penalty.hpp (MATH.md sections 2.1, 2.1b, 2.2, 3). Per head h and query t:
+// Same values as barrier/penalty.hpp (docs/math.md sections 2.1, 2.1b, 2.2, 3). Per head h and query t:
 //   x_s   = u_s - c                    keys centred by the sequence mean c (leaves C_t unchanged)
 //   X_s   = [x_i x_j (i <= j), x, 1]   packed outer product, the key and a one (width >= p(p+1)/2 + p + 1)
 //   [m2_t, m1_t, z_t] = sum_{s in P(t)} a_ts X_s  the two-pass packed GEMM of
