@@ -6,8 +6,11 @@
 
 #include "test_support.hpp"
 
+#include <limits>
 #include <string>
 #include <vector>
+
+#include <Eigen/LU>
 
 namespace suptok::test {
 
@@ -86,6 +89,28 @@ std::vector<double> counted_dets(const matrix<S>& U, const heads<S>& hs, const a
   for (std::size_t t = static_cast<std::size_t>(first_nontrivial(ap.causal_mask)); t < J.size(); ++t)
     d.push_back(to_double(J[t].determinant()));
   return d;
+}
+
+// f(det J) of one block from an independent determinant (Eigen's full-pivot LU in float50, not
+// the library's log_det) and the policy written out.
+inline float50 independent_barrier(const matrix<float50>& J, const barrier_params& bp) {
+  const float50 z = Eigen::FullPivLU<matrix<float50>>(J).determinant();
+  const float50 th(bp.policy == extension::clamp ? bp.eps : bp.z0);
+  if (bp.policy == extension::exact) return z > 0 ? float50(-log(z)) : std::numeric_limits<float50>::infinity();
+  if (z >= th) return -log(z);
+  if (bp.policy == extension::clamp) return -log(th);
+  return -log(th) - (z - th) / th;
+}
+
+// The penalty from independent_barrier: the mean of f(det J_t) over the counted tokens
+// (t >= 2 under the strict mask, every t under the inclusive one: MATH.md section 3).
+inline float50 independent_penalty(const matrix<float50>& U, const heads<float50>& hs, const barrier_params& bp,
+                                   const attention_params& ap) {
+  const auto J = jacobian_blocks<float50>(U, hs, ap);
+  const std::size_t first = ap.causal_mask == mask::strict ? 2 : 0;
+  float50 sum = 0;
+  for (std::size_t t = first; t < J.size(); ++t) sum += independent_barrier(J[t], bp);
+  return sum / float50(J.size() - first);
 }
 
 }  // namespace suptok::test

@@ -8,20 +8,6 @@
 
 using namespace suptok;
 
-namespace {
-
-// f(det) computed from an independent float50 determinant (FullPivLU, no log_det).
-double independent_barrier(const matrix<float50>& J, const barrier_params& bp) {
-  const float50 z = Eigen::FullPivLU<matrix<float50>>(J).determinant();
-  const double th = bp.policy == extension::clamp ? bp.eps : bp.z0;
-  if (bp.policy == extension::exact) return z > 0 ? to_double(-log(z)) : std::numeric_limits<double>::infinity();
-  if (z >= float50(th)) return to_double(-log(z));
-  if (bp.policy == extension::clamp) return -std::log(th);
-  return to_double(-log(float50(th)) - (z - float50(th)) / float50(th));
-}
-
-}  // namespace
-
 TEMPLATE_TEST_CASE("per-token barrier matches an independent determinant", "[barrier][penalty]", SUPTOK_REAL_SCALARS) {
   using S = TestType;
   for (const test::barrier_case& c : test::gradient_cases()) {
@@ -30,10 +16,11 @@ TEMPLATE_TEST_CASE("per-token barrier matches an independent determinant", "[bar
     const auto J = jacobian_blocks<float50>(test::case_U<float50>(c), test::case_heads<float50>(c), ap);
     REQUIRE(b.size() == J.size());
     for (std::size_t t = 0; t < J.size(); ++t) {
-      const double ref = independent_barrier(J[t], c.bp);
-      INFO(c.name << ", t = " << t << ": b = " << to_double(b[t]) << ", reference " << ref);
-      // The blocks are O(1) with kappa <= 30 here: b is good to ~100 eps of S (float: ~1e-5).
-      CHECK(std::abs(to_double(b[t]) - ref) <= 200 * test::epsilon_of<S>() * std::max(1.0, std::abs(ref)));
+      const float50 ref = test::independent_barrier(J[t], c.bp);
+      INFO(c.name << ", t = " << t);
+      // The blocks are O(1) with kappa <= 30 here: b is good to a few eps of S on the scale 1 (the
+      // reference is float50, so long double and float50 are measured, not rounded to double).
+      CHECK(test::within_eps(b[t], ref, 8, 1.0));  // bound 8 eps, measured 2.9
     }
     if (ap.causal_mask == mask::strict) {  // J_0 = J_1 = I exactly: b = -log 1 = 0
       CHECK(to_double(b[0]) == 0.0);
@@ -56,8 +43,8 @@ TEST_CASE("p = 1 hand case: b_3 = -log(1 - V A a(1 - a)(u_1 - u_2)^2)", "[barrie
   const double a = 1 / (1 + std::exp(-0.3 * 1.2 * 2)), J = 1 - 0.5 * 1.2 * a * (1 - a) * 4;
   const barrier_params bp{extension::exact, 1e-8, 1e-2};
   const std::vector<double> b = barrier_per_token<double>(U, hs, bp, ap);
-  CHECK(b[2] == Approx(-std::log(J)).epsilon(1e-14));
-  CHECK(barrier_penalty<double>(U, hs, bp, ap) == Approx(-std::log(J)).epsilon(1e-14));  // one counted token
+  CHECK(test::within_eps(b[2], -std::log(J), 2));  // bound 2 eps, measured 0
+  CHECK(test::within_eps(barrier_penalty<double>(U, hs, bp, ap), -std::log(J), 2));  // one counted token (bound 2 eps, measured 0)
 }
 
 TEST_CASE("penalty = mean of b_t over the non-trivial tokens", "[barrier][penalty]") {
@@ -71,7 +58,7 @@ TEST_CASE("penalty = mean of b_t over the non-trivial tokens", "[barrier][penalt
     for (std::size_t t = first; t < b.size(); ++t) sum += b[t];
     const double mean = sum / double(b.size() - first);
     INFO(c.name);
-    CHECK(barrier_penalty<double>(U, hs, c.bp, ap) == Approx(mean).epsilon(1e-15));
+    CHECK(test::within_eps(barrier_penalty<double>(U, hs, c.bp, ap), mean, 2));  // bound 2 eps, measured 0
     if (ap.causal_mask == mask::inclusive) CHECK(b[0] != 0.0);  // J_0 = I - sum_h V_h counts
   }
 }
