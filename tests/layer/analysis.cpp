@@ -36,7 +36,7 @@ TEST_CASE("analyse: estimated margins, both forms, against the exact SVD of J_t"
             CHECK(a.position == e.position);
             CHECK(a.sign == e.sign);
             // log|det| from two LUs of different matrices (J_t or I - K_t): bound 128 eps
-            // absolute, measured up to 24.
+            // absolute, measured up to 18.
             CHECK(test::within_eps(a.log_abs_det, e.log_abs_det, 128, 1.0));
             // The iteration stops at a relative change of 1e-10 (4.5e5 eps); when the two smallest
             // singular values are well separated its error is of that order. Bound 1e7 eps
@@ -45,8 +45,8 @@ TEST_CASE("analyse: estimated margins, both forms, against the exact SVD of J_t"
             CHECK(test::within_eps(a.signed_margin, e.signed_margin, 1e7));
             CHECK(test::within_eps(a.kappa, e.kappa, 1e7));
           }
-          // Bound 64 eps absolute, measured up to 7.4.
-          CHECK(test::within_eps(est.penalty, exact.penalty, 64, 1.0));
+          // Bound 16 eps absolute, measured up to 3.6.
+          CHECK(test::within_eps(est.penalty, exact.penalty, 16, 1.0));
         }
       }
     }
@@ -59,12 +59,12 @@ TEST_CASE("analyse: the penalty and rows agree with the head-stack functions", "
     analysis_options o = options_with(m, jacobian_form::automatic, margin_method::exact);
     const auto r = analyse<double>(U, hs, o);
     const double penalty = barrier_penalty<double>(U, hs, o.barrier, o.attention);
-    // Same blocks up to the centring of one factor: bound 32 eps absolute, measured up to 6.2.
-    CHECK(test::within_eps(r.penalty, penalty, 32, 1.0));
+    // Same blocks formed in a different order: bound 16 eps absolute, measured up to 1.6.
+    CHECK(test::within_eps(r.penalty, penalty, 16, 1.0));
     const auto ms = token_margins<double>(U, hs, o.attention);
     for (std::size_t t = 0; t < ms.size(); ++t) {
-      // Bound 32 eps absolute, measured up to 3.5.
-      CHECK(test::within_eps(r.tokens[t].signed_margin, ms[t].signed_margin, 32, 1.0));
+      // Bound 16 eps absolute, measured up to 2.7.
+      CHECK(test::within_eps(r.tokens[t].signed_margin, ms[t].signed_margin, 16, 1.0));
       CHECK(r.tokens[t].sign == ms[t].sign);
     }
   }

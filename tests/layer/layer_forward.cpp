@@ -70,10 +70,10 @@ TEST_CASE("layer barrier gradients match dual<double> autodiff of the penalty", 
           const auto dir = test::random_direction(U, l, 300);
           const D forward_mode = barrier_penalty<D>(dir.U, dir.l, bp, ap);
           // The analytic gradient and autodiff through the forward (Jacobian blocks, LU
-          // log-determinant, policy) evaluate the same derivative in different orders. Bound 16 eps
-          // of the sum of |gradient| |direction|, measured up to 2.8.
+          // log-determinant, policy) evaluate the same derivative in different orders. Bound 8 eps
+          // of the sum of |gradient| |direction|, measured up to 1.6.
           const double scale = dir.dot(g.grad.dU, g.grad.dW, true);
-          CHECK(test::within_eps(dir.dot(g.grad.dU, g.grad.dW), derivative(forward_mode), 16, scale));
+          CHECK(test::within_eps(dir.dot(g.grad.dU, g.grad.dW), derivative(forward_mode), 8, scale));
         }
       }
 }
@@ -109,7 +109,7 @@ TEST_CASE("det(I - K_t) of the projected form equals det J_t", "[layer][referenc
           const signed_log_det<double> a = log_det<double>(J[t]), b = log_det<double>(I_K);
           CHECK(a.sign == b.sign);
           // log|det| of well-conditioned blocks: bound 16 eps absolute on log|det| (i.e. relative
-          // on det), measured up to 2.6.
+          // on det), measured up to 4.0.
           CHECK(test::within_eps(b.log_abs, a.log_abs, 16, 1.0));
         }
       }

@@ -15,7 +15,8 @@
 //
 // Margins: options.margins = estimate (default) takes sigma_min and sigma_max by inverse and power
 // iteration on the LU already computed (barrier/singular_values.hpp; no SVD, O(n^2) per step);
-// exact forms J_t and takes its SVD (O(p^3) per token with a large constant). In the projected form
+// exact forms J_t and takes its SVD (Eigen::BDCSVD: divide and conquer, one-sided Jacobi below 16;
+// O(p^3) per token). In the projected form
 // J_t^{-1} x = x + W (I - K_t)^{-1} Y_t x (Woodbury), so no (p, p) factorisation is needed.
 // Form: options.form = automatic picks the cheaper of the general (p, p) form and the projected form
 // by the operation counts of choose_form below; either can be forced. Trivial tokens (strict mask,
@@ -138,7 +139,7 @@ extreme_singular_values<S> singular_values_of(index n, int sign, const analysis_
                                               Apply&& apply, ApplyT&& apply_t, Solve&& solve, SolveT&& solve_t) {
   if (o.margins == margin_method::exact) {
     using dense = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
-    const vector<S> s = Eigen::JacobiSVD<dense>(dense(explicit_J())).singularValues();
+    const vector<S> s = Eigen::BDCSVD<dense>(dense(explicit_J())).singularValues();
     return {s(s.size() - 1), s(0)};
   }
   const S max = largest_singular_value<S>(n, apply, apply_t, o.iteration);

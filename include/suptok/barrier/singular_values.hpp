@@ -8,8 +8,10 @@
 // every sigma_max estimate <= sigma_max, and both are monotone. The relative error after k steps
 // is about (sigma_1 / sigma_2)^(2k) for sigma_min (the two smallest singular values) and
 // (sigma_{n-1} / sigma_n)^(2k) for sigma_max; when the two are close the estimate lies between
-// them, so the error is at most their gap. The iteration stops when an estimate changes by less
-// than `tolerance` (relative; at least 8 eps of S) or after `max_iterations` steps. A singular J (an LU pivot of 0)
+// them, so the error is at most their gap. The changes between estimates shrink geometrically,
+// by a rate r per step; the iteration stops when the remaining error they predict,
+// change r / (1 - r), is below `tolerance` (relative; at least 8 eps of S), or after
+// `max_iterations` steps. A singular J (an LU pivot of 0)
 // has sigma_min = 0: the caller passes that case without solving.
 // The operators are callables vector<S> -> vector<S>, so the same code serves an explicit J (its LU)
 // and the projected form (Woodbury through the LU of I - K_t, likelihood/projected.hpp).
@@ -26,7 +28,7 @@ namespace suptok {
 
 struct iteration_params {
   int max_iterations = 100;
-  double tolerance = 1e-10;  // relative change between two estimates that ends the iteration
+  double tolerance = 1e-10;  // predicted relative error that ends the iteration
 };
 
 namespace detail {
@@ -46,17 +48,23 @@ S power_iteration(index n, Apply&& apply, ApplyT&& apply_t, const iteration_para
   using std::abs;
   const S tolerance = S(std::max(ip.tolerance, 8 * to_double(std::numeric_limits<S>::epsilon())));
   vector<S> x = start_vector<S>(n);
-  S estimate = S(0);
+  S estimate = S(0), change = S(0);
   for (int it = 0; it < ip.max_iterations; ++it) {
     const vector<S> z = apply(x);
-    const S previous = estimate;
+    const S previous = estimate, previous_change = change;
     estimate = z.norm();
     if (!(estimate > S(0))) return estimate;
     const vector<S> w = apply_t(z / estimate);
     const S w_norm = w.norm();
     if (!(w_norm > S(0))) return estimate;
     x = w / w_norm;
-    if (abs(estimate - previous) <= tolerance * estimate) break;
+    if (it < 2) continue;
+    change = abs(estimate - previous);
+    if (!(change > S(4) * std::numeric_limits<S>::epsilon() * estimate)) break;  // at rounding level
+    // The changes shrink by a rate r per step once the iteration settles, so the error left is
+    // about change r / (1 - r) (geometric tail); stop when that is below the tolerance.
+    const S rate = previous_change > S(0) ? change / previous_change : S(1);
+    if (it >= 3 && rate < S(1) && change * rate / (S(1) - rate) <= tolerance * estimate) break;
   }
   return estimate;
 }
