@@ -71,12 +71,14 @@ TEST_CASE("support-token validation names the argument", "[barrier][validation]"
     }
     return std::string("no error");
   };
-  CHECK(argument_of([] { support_smallest(std::vector<double>{0.1, -0.2}, 1); }) == "margins[1]");
+  CHECK(argument_of([] { support_smallest(std::vector<double>{0.1, NAN}, 1); }) == "margins[1]");
   CHECK(argument_of([] { support_smallest(std::vector<double>{0.1, 0.2}, 3); }) == "k");
   CHECK(argument_of([] { support_smallest(std::vector<double>{0.1, 0.2}, 1, 3); }) == "first");
   CHECK(argument_of([] { support_within(std::vector<double>{0.1}, -1.0); }) == "delta");
   CHECK(argument_of([] { support_barrier_fraction(std::vector<double>{0.1}, std::vector<double>{1}, 0.0); }) == "q");
   CHECK(argument_of([] { support_barrier_fraction(std::vector<double>{0.1}, std::vector<double>{}, 0.5); }) == "b");
+  CHECK(argument_of([] { support_barrier_fraction(std::vector<double>{0.1, 0.2}, std::vector<double>{1, NAN}, 0.5); }) ==
+        "b[1]");
 }
 
 TEST_CASE("support tokens of a sequence are consistent with its margins and barrier", "[barrier][support]") {
