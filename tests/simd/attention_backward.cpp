@@ -42,7 +42,8 @@ void compare_backward(backward_errors& e, index N, index p, index H, mask m, std
 // gradients are sums over up to N^2 / 2 products that partly cancel. Against the double
 // reference the float simd path measures 51 eps (the float reference: 144 eps), so k = 128
 // there. Against the reference in the same precision both paths' errors add: measured 150 eps
-// for float (mostly the reference's own error) and 46 eps for double, so k = 256 and 128.
+// for float (mostly the reference's own error) and 46 eps for double, so k = 256 and 128. The float
+// reference against the double one: measured 144 eps, k = 384.
 TEMPLATE_TEST_CASE("simd attention backward matches the reference over the shape sweep", "[simd][backward]", float,
                    double) {
   using S = TestType;
@@ -56,7 +57,10 @@ TEMPLATE_TEST_CASE("simd attention backward matches the reference over the shape
   std::printf("simd backward <%s>: %.2f eps; vs double: simd %.2f eps, reference %.2f eps\n",
               sizeof(S) == 4 ? "float" : "double", e.grad, e.grad_hi, e.ref_hi);
   CHECK(e.grad <= (std::is_same_v<S, float> ? 256 : 128));
-  if (std::is_same_v<S, float>) CHECK(e.grad_hi <= 128);
+  if (std::is_same_v<S, float>) {
+    CHECK(e.grad_hi <= 128);
+    CHECK(e.ref_hi <= 384);
+  }
 }
 
 TEST_CASE("simd batch backward equals the reference batch for sequences of different lengths", "[simd][backward]") {

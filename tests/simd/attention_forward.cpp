@@ -64,8 +64,9 @@ TEMPLATE_TEST_CASE("simd attention forward matches the reference over the shape 
 }
 
 // Large logits (standard deviation about 16): the online softmax rescales the running sums many
-// times. The weights' relative error grows like |l| eps: measured mu 22 / 28 eps (float / double;
-// the float reference is 20 eps from the double one), lse 4 / 8 eps, hence k = 64.
+// times. The weights' relative error grows like |l| eps: measured mu 22 / 28 eps (float / double),
+// k = 64; lse 4.1 / 8.1 eps, k = 32; against the double reference the float simd path 25 eps and
+// the float reference 20 eps, k = 64.
 TEMPLATE_TEST_CASE("simd attention forward is stable for large logits", "[simd][forward]", float, double) {
   using S = TestType;
   const test::omp_threads one(1);
@@ -76,7 +77,11 @@ TEMPLATE_TEST_CASE("simd attention forward is stable for large logits", "[simd][
   std::printf("simd forward, large logits <%s>: mu %.2f eps, lse %.2f eps; vs double: simd %.2f, reference %.2f\n",
               sizeof(S) == 4 ? "float" : "double", e.mu, e.lse, e.mu_hi, e.ref_hi);
   CHECK(e.mu <= 64);
-  CHECK(e.lse <= 64);
+  CHECK(e.lse <= 32);
+  if (std::is_same_v<S, float>) {
+    CHECK(e.mu_hi <= 64);
+    CHECK(e.ref_hi <= 64);
+  }
 }
 
 TEST_CASE("simd batch forward equals the reference batch for sequences of different lengths", "[simd][forward]") {

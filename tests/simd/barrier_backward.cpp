@@ -43,11 +43,13 @@ branch_census census(const test::barrier_problem<S>& pb, const barrier_params& b
 // 5.6 eps (double), penalty 0.9 eps (docs/simd.md); k = 16 leaves a margin of about 3 (this check
 // caught 12 eps when the one-head form summed G = sum_t C_t dJ'_t one multiply-add at a time into
 // G instead of one finished product per token). Against the double
-// reference the float simd path is held to the DESIGN.md rule: within twice the float
-// reference's own error (measured 8.3 eps, both) or k.
+// reference the float simd path is held to the rule of the shape sweeps: within twice the float
+// reference's own error (measured 8.3 eps, both) or k; the float reference itself: k = 32.
+// Penalty: measured 0.9 / 0.35 eps (float / double), k = 4.
 TEMPLATE_TEST_CASE("simd barrier gradients match the reference over a shape sweep", "[simd][barrier][backward]", float,
                    double) {
   using S = TestType;
+  const test::omp_threads one(1);
   test::barrier_errors e;
   std::uint64_t seed = 8000;
   const barrier_params bp{extension::extended, 1e-8, 1e-2};
@@ -62,9 +64,12 @@ TEMPLATE_TEST_CASE("simd barrier gradients match the reference over a shape swee
   std::printf("simd barrier gradients <%s>: penalty %.2f, dU and dW %.2f eps; vs double: simd %.2f, "
               "reference %.2f eps\n",
               sizeof(S) == 4 ? "float" : "double", e.penalty, e.grad, e.grad_hi, e.ref_g_hi);
-  CHECK(e.penalty <= 16);
+  CHECK(e.penalty <= 4);
   CHECK(e.grad <= 16);
-  if (std::is_same_v<S, float>) CHECK(e.grad_hi <= std::max(16.0, 2 * e.ref_g_hi));
+  if (std::is_same_v<S, float>) {
+    CHECK(e.grad_hi <= std::max(16.0, 2 * e.ref_g_hi));
+    CHECK(e.ref_g_hi <= 32);
+  }
 }
 
 // Every policy on a problem whose heads push some tokens out of the feasible set (det J_t below
@@ -73,16 +78,14 @@ TEMPLATE_TEST_CASE("simd barrier gradients match the reference over a shape swee
 // det J_t is below 1e-3 in float here), so no branch decision can flip by rounding (it would make
 // the clamp's gradient jump). J_t is far from I (condition numbers of 10^2 - 10^3 near the
 // boundary, and J^{-T} multiplies rounding errors by them), so the float simd path is held to the
-// DESIGN.md rule against the double reference: at most twice the float reference's error + 64 eps;
-// double, simd vs reference: k = 16384 (measured worst cases 1609 eps for b_t, 8179 eps for the
-// gradients, under the clamp policy at eps = 1e-2, with the moments of the packed GEMM, whose
-// sums run over blocks of 256 keys in another order; 532 and 1217 eps with the online-softmax
-// moments; docs/simd.md). Two heads (the general blocks) and one head (the Sylvester blocks
+// float reference's own error against the double reference (bounds and measured values below).
+// Two heads (the general blocks) and one head (the Sylvester blocks
 // J'_t = I - M_t V, heads scaled 2.0: 2 of its tokens are below the threshold, the rest of the
 // 51 - 53 continuation tokens are the two-head problem's).
 TEMPLATE_TEST_CASE("simd barrier matches the reference for every policy, continuation region included",
                    "[simd][barrier][backward]", float, double) {
   using S = TestType;
+  const test::omp_threads one(1);
   for (const barrier_params bp : {barrier_params{extension::clamp, 1e-2, 1e-2},
                                   barrier_params{extension::extended, 1e-8, 3e-1}}) {
     test::barrier_errors e;
@@ -102,12 +105,24 @@ TEMPLATE_TEST_CASE("simd barrier matches the reference for every policy, continu
                 sizeof(S) == 4 ? "float" : "double", to_string(bp.policy), long(continuation), e.b, e.grad, e.b_hi,
                 e.grad_hi, e.ref_b_hi, e.ref_g_hi);
     REQUIRE(continuation > 0);
+    // Sharp heads concentrate the attention, so C_t = m2 - m1 m1^T cancels on most tokens and they
+    // take the centred second pass (simd/barrier_forward.hpp). Measured, worst of the four problems
+    // per policy (clamp / extended): float simd vs double b 97 / 318 eps, the float reference
+    // 79 / 90 eps (without the second pass the simd path measured 2210 / 868); gradients vs double
+    // simd 391 / 132, reference 1820 / 2516 eps. Rule: within 4 x the float reference's own error
+    // + 64 eps (4: the one-head Sylvester blocks round differently, 318 vs 90 eps). Double, against
+    // the double reference: b 233 / 728, gradients 4520 / 4132 eps; against long double b 249 / 553
+    // eps, the reference 20 / 175 eps.
     if (std::is_same_v<S, float>) {
-      CHECK(e.b_hi <= 2 * e.ref_b_hi + 64);
-      CHECK(e.grad_hi <= 2 * e.ref_g_hi + 64);
+      CHECK(e.b_hi <= 4 * e.ref_b_hi + 64);
+      CHECK(e.grad_hi <= 4 * e.ref_g_hi + 64);
+      CHECK(e.ref_b_hi <= 256);
+      CHECK(e.ref_g_hi <= 4096);
     } else {
-      CHECK(e.b <= 16384);
-      CHECK(e.grad <= 16384);
+      CHECK(e.b <= 2048);
+      CHECK(e.grad <= 8192);
+      CHECK(e.b_hi <= 1024);
+      CHECK(e.ref_b_hi <= 512);
     }
   }
 }
@@ -115,9 +130,10 @@ TEMPLATE_TEST_CASE("simd barrier matches the reference for every policy, continu
 TEMPLATE_TEST_CASE("simd barrier under the exact policy: gradients when feasible, the reference's error when not",
                    "[simd][barrier][backward]", float, double) {
   using S = TestType;
+  const test::omp_threads one(1);
   const barrier_params exact{extension::exact, 1e-8, 1e-2};
-  // Feasible: every counted det J_t > 0 (checked); same tolerances as the shape sweeps (measured
-  // 0.2 eps for b_t, 1.4 eps for the gradients).
+  // Feasible: every counted det J_t > 0 (checked); measured 0.25 eps for b_t (k = 2), 1.1 eps for
+  // the gradients (k = 8), float and double.
   test::barrier_errors e;
   for (mask m : test::sweep_masks) {
     const auto pb = test::make_barrier_problem<S>(100, 8, 3, barrier_head_scale(8), 9100 + int(m));
@@ -127,8 +143,8 @@ TEMPLATE_TEST_CASE("simd barrier under the exact policy: gradients when feasible
   }
   std::printf("simd barrier <%s> exact policy: b %.2f, dU and dW %.2f eps\n", sizeof(S) == 4 ? "float" : "double",
               e.b, e.grad);
-  CHECK(e.b <= 16);
-  CHECK(e.grad <= 16);
+  CHECK(e.b <= 2);
+  CHECK(e.grad <= 8);
   // Infeasible: b_t = +inf exactly where the reference has it; the backward throws naming "U".
   const auto pb = test::make_barrier_problem<S>(80, 3, 2, 1.2, 9000, 0.0);
   REQUIRE(census(pb, exact, {mask::strict, 0}).continuation > 0);
@@ -146,6 +162,7 @@ TEMPLATE_TEST_CASE("simd barrier under the exact policy: gradients when feasible
 
 TEST_CASE("simd barrier batch backward equals the reference batch backward", "[simd][barrier][backward]") {
   using S = double;
+  const test::omp_threads one(1);
   const std::vector<matrix<S>> Us{test::random_matrix<S>(70, 8, 1, 1.0), test::random_matrix<S>(2, 8, 2, 1.0),
                                   test::random_matrix<S>(130, 8, 3, 1.0)};
   const heads<S> hs = test::random_heads<S>(3, 8, 8, 11, 4, barrier_head_scale(8));

@@ -22,11 +22,12 @@ const barrier_params sweep_policy{extension::extended, 1e-8, 1e-2};
 // Tolerances in eps of S (measure of barrier_checks.hpp: atol p eps, as b_t = -log det J_t moves
 // by about p eps under a rounding of J_t's entries). The two paths round differently (tiled
 // online softmax over packed moments vs per-token products; pivots of LUs of differently rounded
-// J_t): measured worst cases 4.3 eps (b_t) and 1.2 eps (penalty), float and double (docs/simd.md);
-// k = 16 leaves a margin of about 4. Against the higher-precision reference (double for float,
-// long double for double) the simd path must be within the same k.
+// J_t): measured worst cases 11.6 / 8.9 eps (b_t, float / double), k = 16; penalty 1.5 / 2.4 eps,
+// k = 8. Against the higher-precision reference (double for float, long double for double) the
+// simd path measures 9.6 / 11.6 eps, k = 16, and the same-precision reference 2.8 / 2.7 eps, k = 8.
 TEMPLATE_TEST_CASE("simd barrier values match the reference over the shape sweep", "[simd][barrier]", float, double) {
   using S = TestType;
+  const test::omp_threads one(1);
   test::barrier_errors e;
   std::uint64_t seed = 7000;
   for (mask m : test::sweep_masks)
@@ -39,9 +40,9 @@ TEMPLATE_TEST_CASE("simd barrier values match the reference over the shape sweep
               "reference %.2f eps\n",
               sizeof(S) == 4 ? "float" : "double", e.b, e.penalty, e.b_hi, e.ref_b_hi);
   CHECK(e.b <= 16);
-  CHECK(e.penalty <= 16);
+  CHECK(e.penalty <= 8);
   CHECK(e.b_hi <= 16);
-  CHECK(e.ref_b_hi <= 16);
+  CHECK(e.ref_b_hi <= 8);
 }
 
 // Embeddings with a mean of 30 standard deviations: C_t = m2 - m1 m1^T would lose
@@ -50,9 +51,12 @@ TEMPLATE_TEST_CASE("simd barrier values match the reference over the shape sweep
 // (it rounds u_s - ubar at the scale of |u| = 30: measured 508 eps in float, 376 in double), so the
 // check is against the higher-precision reference (double for float, long double for double):
 // the simd path, centred, measured 0.5 eps, must be within k = 16 (as the sweep) and never worse
-// than the same-precision reference.
+// than the same-precision reference. With the reference's moments centred in both factors
+// (likelihood/jacobian.hpp) the reference measures 0.8 / 0.6 eps and the simd path 0.6 / 0.6 eps
+// against the higher precision, 0.8 / 0.9 eps against the reference: k = 4 for all three.
 TEMPLATE_TEST_CASE("simd barrier values are accurate for non-centred embeddings", "[simd][barrier]", float, double) {
   using S = TestType;
+  const test::omp_threads one(1);
   test::barrier_errors e;
   std::uint64_t seed = 7500;
   for (mask m : test::sweep_masks)
@@ -65,12 +69,15 @@ TEMPLATE_TEST_CASE("simd barrier values are accurate for non-centred embeddings"
   std::printf("simd barrier, offset 30 <%s>: vs higher precision: simd %.2f, reference %.2f eps (simd vs "
               "reference %.2f eps)\n",
               sizeof(S) == 4 ? "float" : "double", e.b_hi, e.ref_b_hi, e.b);
-  CHECK(e.b_hi <= 16);
+  CHECK(e.b_hi <= 4);
+  CHECK(e.ref_b_hi <= 4);
+  CHECK(e.b <= 4);
   CHECK(e.b_hi <= e.ref_b_hi);
 }
 
 TEST_CASE("simd barrier batch penalty equals the reference batch", "[simd][barrier]") {
   using S = double;
+  const test::omp_threads one(1);
   const std::vector<matrix<S>> Us{test::random_matrix<S>(70, 8, 1, 1.0), test::random_matrix<S>(2, 8, 2, 1.0),
                                   test::random_matrix<S>(130, 8, 3, 1.0)};
   const heads<S> hs = test::random_heads<S>(3, 8, 8, 11, 4, barrier_head_scale(8));

@@ -55,20 +55,29 @@ void simd_barrier_block_gradients(simd_barrier_pass<S>& ps, const S& weight, con
 }
 
 // Per-token backward of head h: R_t into g.dO, D_t into g.D, the inclusive a_tt e_t into ae, the
-// direct terms of du_t into dU, and dA, dV (p, p).
+// direct terms of du_t into dU, and dA, dV (p, p). Tokens with centred moments (simd_refine_moments)
+// keep R_t = 0 and D_t = a_tt e_t for the key tiles; their R_t, with only the inclusive part of dm1
+// in its m1 slots, goes to row rc[t] of Rc for simd_barrier_centred_backward.
 // One head (blocks J'_t = I - C_t B - a_tt (V + d g^T), B = A V, g = V^T h; dM := -dJ' V^T):
 //   dC = -dJ' B^T,  G = sum_t C_t dJ'_t  ->  dA = -G V^T,  dV = -A^T G - sum_t a_tt (dJ' + h (dJ'^T d)^T)
 //   inclusive: e_t = tr dM + d . dM h = -(<dJ', V> + (dJ'^T d) . g),  dM h = -dJ' g,
 //              dh = a_tt dM^T d = -a_tt V dJ'^T d
 // two (p, p) products per token instead of four (and no M_t).
 template <class S>
-void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>& dU, matrix<S>& dA, matrix<S>& dV,
-                                 const matrix<S>& dJ, const simd_barrier_pass<S>& ps, std::size_t h,
-                                 const Eigen::Ref<const matrix<S>>& U, mask m) {
+void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>& Rc, std::vector<index>& rc,
+                                 matrix<S>& dU, matrix<S>& dA, matrix<S>& dV, const matrix<S>& dJ,
+                                 const simd_barrier_pass<S>& ps, std::size_t h, const Eigen::Ref<const matrix<S>>& U,
+                                 mask m) {
   const index N = ps.N, p = ps.p, W = ps.W, p_pad = ps.p_pad;
   const simd_head<S>& w = ps.ws[h];
+  const std::vector<char>& centred = ps.centred[h];
   const matrix<S>& A = ps.A[h];
   const matrix<S>& V = ps.V[h];
+  rc.assign(std::size_t(N), -1);
+  index n_centred = 0;
+  for (index t = 0; t < N; ++t)
+    if (centred[std::size_t(t)]) rc[std::size_t(t)] = n_centred++;
+  Rc.resize(n_centred, W);
   g.dO.setZero(N, W);
   g.D.resize(N);
   ae.setZero(N);
@@ -83,7 +92,8 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
 #pragma omp for schedule(static)
     for (index t = 0; t < N; ++t) {
       const auto dJ_t = dJ.middleRows(t * p, p);
-      simd_token_moment(k, ps, w, h, U, t, m);
+      const bool two_pass = centred[std::size_t(t)] != 0;
+      simd_token_moment(k, ps, w, two_pass, h, U, t, m);
       S e = S(0);  // inclusive: da_tt
       if (ps.one_head) {
         simd_kernels::gemm_tile<S>(dC.data(), p_pad, dJ_t.data(), p, 1, ps.Bt_pad.data(), p_pad, p, p, p_pad,
@@ -114,21 +124,25 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
       }
       const auto dC_t = dC.leftCols(p);
       const Eigen::Map<const vector<S>> m1(w.O.data() + t * W + p * (p + 1) / 2, p);
-      dm1.noalias() = -(dC_t * m1);                 // C = m2 - m1 m1^T
-      dm1.noalias() -= dC_t.transpose() * m1;
+      dm1.setZero();
+      if (!two_pass) {                              // C = m2 - m1 m1^T
+        dm1.noalias() -= dC_t * m1;
+        dm1.noalias() -= dC_t.transpose() * m1;
+      }
       if (m == mask::inclusive) {                   // e, dM h and dh of either form
         ae(t) = k.a_tt * e;
         dA_t.noalias() += dh * U.row(t);
         dU.row(t).noalias() += (A.transpose() * dh + k.a_tt * dMh).transpose();
         dm1 -= k.a_tt * dMh;
       }
-      S* r = g.dO.data() + t * W;                   // R_t = [w_ij (i <= j), dm1]
+      S* const r0 = two_pass ? Rc.data() + rc[std::size_t(t)] * W : g.dO.data() + t * W;
+      S* r = r0;                                    // R_t = [w_ij (i <= j), dm1]
       for (index i = 0; i < p; ++i) {
         *r++ = dC_t(i, i);
         for (index j = i + 1; j < p; ++j) *r++ = dC_t(i, j) + dC_t(j, i);
       }
       for (index i = 0; i < p; ++i) *r++ = dm1(i);
-      g.D(t) = simd_kernels::dot(g.dO.data() + t * W, w.O.data() + t * W, W) + ae(t);
+      g.D(t) = (two_pass ? S(0) : simd_kernels::dot(r0, w.O.data() + t * W, W)) + ae(t);
     }
     if (ps.one_head) {  // dA = -G V^T, dV -= A^T G
       dA_t.noalias() -= G.leftCols(p) * V.transpose();
@@ -163,6 +177,49 @@ void simd_barrier_key_tiles(simd_head_grad<S>& g, const simd_barrier_pass<S>& ps
   for (std::size_t i = 1; i < g.dQ.size(); ++i) g.dQ[0] += g.dQ[i];
 }
 
+// The key-tile terms of the tokens with centred moments, from their R_t (rows rc[t] of Rc, dm1 slots
+// holding only the inclusive part g_t): with y_s = x_s - m1_t and Sym = dC_t + dC_t^T,
+//   dl_ts = a_ts (y_s^T dC_t y_s - <dC_t, C_t> + g_t . y_s)    (+ the a_tt e_t terms of the tiles)
+//   dx_s += a_ts (Sym y_s + g_t),  dQ_t += sum_s dl_ts k_s / tau,  dK_s += dl_ts Q_t / tau
+// the same gradient as the key tiles' <R_t, X_s> - D_t, without its cancellation. dQ, dK: (N, d_k).
+template <class S>
+void simd_barrier_centred_backward(matrix<S>& dU, matrix<S>& dQ, matrix<S>& dK, const matrix<S>& Rc,
+                                   const std::vector<index>& rc, const simd_barrier_pass<S>& ps,
+                                   const simd_head<S>& w, mask m) {
+  if (Rc.rows() == 0) return;
+  const index N = ps.N, p = ps.p, W = ps.W, packed = p * (p + 1) / 2;
+#pragma omp parallel if (simd_kernels::worth_threads(double(Rc.rows()) * double(N) * double(p) * double(p)))
+  {
+    matrix<S> dX = matrix<S>::Zero(N, p), dK_t = matrix<S>::Zero(N, w.d_k), Y, Z, Sym(p, p);
+    vector<S> a, dl;
+#pragma omp for schedule(dynamic, 4)
+    for (index t = 0; t < N; ++t) {
+      if (rc[std::size_t(t)] < 0) continue;
+      const index n = past_end(t, m);
+      const S* r = Rc.data() + rc[std::size_t(t)] * W;
+      const S* o = w.O.data() + t * W;  // [C_t packed, m1_t]
+      for (index i = 0, k = 0; i < p; ++i) {
+        Sym(i, i) = S(2) * r[k++];
+        for (index j = i + 1; j < p; ++j) Sym(i, j) = Sym(j, i) = r[k++];
+      }
+      const Eigen::Map<const vector<S>> g_t(r + packed, p);
+      const S dC_dot_C = Eigen::Map<const vector<S>>(r, packed).dot(Eigen::Map<const vector<S>>(o, packed));
+      simd_centred_past(a, Y, ps, w, t, n, o + packed);
+      Z.noalias() = Y * Sym;                                                    // (n, p)
+      dl = a.array() * (S(0.5) * (Z.array() * Y.array()).rowwise().sum() - dC_dot_C + (Y * g_t).array());
+      Z.rowwise() += g_t.transpose();
+      dX.topRows(n) += (Z.array().colwise() * a.array()).matrix();
+      dQ.row(t).noalias() += (w.Kt.topLeftCorner(w.d_k, n) * dl).transpose() / w.tau;
+      dK_t.topRows(n).noalias() += dl * w.Qs.row(t).head(w.d_k);
+    }
+#pragma omp critical
+    {
+      dU += dX;
+      dK += dK_t;
+    }
+  }
+}
+
 // The gradient of weight * sum_{counted t} b_t of one validated sequence into dU (N, p) and dW
 // (accumulated over calls).
 template <class S>
@@ -182,10 +239,11 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
   g.Vt.leftCols(ps.X.rows()) = ps.X.transpose();
   ps.X = matrix<S>();                            // released before R and E exist (peak memory)
   vector<S> ae;  // (N) inclusive: a_tt e_t
-  matrix<S> dA, dV;
+  matrix<S> dA, dV, Rc;
+  std::vector<index> rc;
   for (std::size_t h = 0; h < hs.size(); ++h) {
     const simd_head<S>& w = ps.ws[h];
-    simd_barrier_token_backward(g, ae, dU, dA, dV, dJ, ps, h, U, m);
+    simd_barrier_token_backward(g, ae, Rc, rc, dU, dA, dV, dJ, ps, h, U, m);
     simd_barrier_key_tiles(g, ps, w, m);
     matrix<S> dQ = g.dQ[0].leftCols(w.d_k) / w.tau;  // (N, d_k)
     matrix<S> dK = g.dK.topLeftCorner(N, w.d_k);      // (N, d_k)
@@ -194,6 +252,7 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
         dQ.row(t) += (ae(t) / w.tau) * w.Kt.col(t).transpose();
         dK.row(t) += ae(t) * w.Qs.row(t).head(w.d_k);
       }
+    simd_barrier_centred_backward(dU, dQ, dK, Rc, rc, ps, w, m);
     dW[h].W_Q.noalias() += dQ.transpose() * U;  // (d_k, p)
     dW[h].W_K.noalias() += dK.transpose() * U;  // (d_k, p)
     dU.noalias() += dQ * hs[h].W_Q + dK * hs[h].W_K;

@@ -18,10 +18,12 @@
 //           (the backward differentiates J'_t, simd/barrier_backward.hpp).
 // The per-token products C_t A and V M_t are register-blocked gemm_tile calls on (p, p_pad) rows
 // (p_pad = p rounded up to the register block, zero columns), L1-resident for p <= 64.
-// Numerical caveat: C_t = m2 - m1 m1^T cancels when the keys have a large mean relative to their
-// spread; centring by the sequence mean removes a common offset (tests use offset data), but a
-// sequence whose local mean drifts far from its global mean keeps a relative error of about
-// eps |x|^2 / |C| in C_t.
+// Cancellation: entry (i, j) of C_t = m2 - m1 m1^T loses about log2 of rho_ti = m2_ii / C_ii bits
+// (rounding eps m2_ii against C_ii) when the keys token t attends to sit far from the sequence mean
+// relative to their spread along coordinate i (a sharp head on a cluster, a drifting mean). Tokens
+// with some rho_ti >= moment_refine_ratio (or C_ii <= 0) get a second, centred pass
+// (simd_refine_moments): C_t = sum_s a_ts y_s y_s^T - e e^T, y_s = x_s - m1_t, e = sum_s a_ts y_s
+// (O(t p^2) per such token, outside the GEMM), whose rounding is that of the reference's C_t.
 // Workspace per sequence (barrier_workspace_bytes): X (n_pad, W), the moments (N, W) and the
 // projections of one head (the forward keeps one head at a time; the backward keeps all H), the
 // stacked blocks J (N p, p) for several heads or the backward, the moment GEMM's panels;
@@ -56,6 +58,7 @@ struct simd_barrier_pass {
   matrix<S> X;                         // (n_pad, W)  packed rows X_s, zero padding
   simd_moment_buffers<S> moments;      // panels of the moment GEMM
   std::vector<simd_head<S>> ws;        // one head at a time (forward) or all H (backward); O = moments
+  std::vector<std::vector<char>> centred;  // per entry of ws, per token: its m2 slots hold C_t itself
   std::vector<matrix<S>> A, V;         // H x (p, p)
   std::vector<matrix<S>> A_pad;        // H x (p, p_pad) A with zero columns (several heads)
   bool one_head = false;               // blocks J'_t = I - M_t V (Sylvester form)
@@ -87,10 +90,58 @@ void simd_barrier_pack(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S
   }
 }
 
-// The moments of head h into w.O (round_up(N, 6), W), with w.lse (simd/barrier_moments.hpp).
+// Tokens whose one-pass C_t loses more than log2(8) = 3 bits to cancellation are recomputed.
+inline constexpr double moment_refine_ratio = 8;
+
+// The attention weights of query t over its past [0, n), normalised to sum 1, into a (n), and its
+// centred keys y_s = x_s - m1 into Y (n, p).
 template <class S>
-void simd_barrier_moments(simd_head<S>& w, simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U,
-                          const head<S>& h, const attention_params& ap) {
+void simd_centred_past(vector<S>& a, matrix<S>& Y, const simd_barrier_pass<S>& ps, const simd_head<S>& w, index t,
+                       index n, const S* m1) {
+  a.noalias() = w.Kt.topLeftCorner(w.d_k, n).transpose() * w.Qs.row(t).head(w.d_k).transpose();  // l_ts (n)
+  a = (a.array() - w.lse(t)).exp();
+  a /= a.sum();
+  Y = ps.Xc.topRows(n).rowwise() - Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(m1, ps.p);
+}
+
+// The second, centred pass for the tokens whose one-pass moments cancel (some rho_ti = m2_ii / C_ii
+// >= moment_refine_ratio, or C_ii <= 0): C_t = Y^T diag(a) Y - e e^T, e = Y^T a, m1_t += e, C_t
+// written over the packed m2 slots of its row and the token marked in centred.
+template <class S>
+void simd_refine_moments(simd_head<S>& w, std::vector<char>& centred, const simd_barrier_pass<S>& ps, mask m) {
+  const index N = ps.N, p = ps.p, W = ps.W;
+  centred.assign(std::size_t(N), 0);
+#pragma omp parallel if (simd_kernels::worth_threads(double(N) * double(W)))
+  {
+    vector<S> a, e;
+    matrix<S> Y, C;
+#pragma omp for schedule(dynamic, 8)
+    for (index t = 0; t < N; ++t) {
+      const index n = past_end(t, m);
+      S* m2 = w.O.data() + t * W;
+      S* m1 = m2 + p * (p + 1) / 2;
+      bool cancels = false;  // rho_ti = m2_ii / C_ii >= moment_refine_ratio for some coordinate i
+      for (index i = 0, k = 0; i < p; k += p - i, ++i)
+        cancels = cancels || !((m2[k] - m1[i] * m1[i]) * S(moment_refine_ratio) > m2[k]);
+      if (n == 0 || !cancels) continue;
+      simd_centred_past(a, Y, ps, w, t, n, m1);
+      e.noalias() = Y.transpose() * a;                                       // (p)
+      C.noalias() = Y.transpose() * (Y.array().colwise() * a.array()).matrix();  // (p, p)
+      C.noalias() -= e * e.transpose();
+      for (index i = 0; i < p; ++i) {
+        m1[i] += e(i);
+        for (index j = i; j < p; ++j) *m2++ = C(i, j);
+      }
+      centred[std::size_t(t)] = 1;
+    }
+  }
+}
+
+// The moments of head h into w.O (round_up(N, 6), W), with w.lse (simd/barrier_moments.hpp), and
+// the centred pass where they cancel.
+template <class S>
+void simd_barrier_moments(simd_head<S>& w, std::vector<char>& centred, simd_barrier_pass<S>& ps,
+                          const Eigen::Ref<const matrix<S>>& U, const head<S>& h, const attention_params& ap) {
   simd_project(w, U, h, ap);  // Qs, Kt (its values U W_V^T are not used)
   simd_attention_moments(w, ps.X, ap.causal_mask, ps.moments);
   const index z = barrier_sum_column(ps.p);
@@ -99,6 +150,7 @@ void simd_barrier_moments(simd_head<S>& w, simd_barrier_pass<S>& ps, const Eigen
     S* o = w.O.data() + t * ps.W;
     if (o[z] > S(0)) simd_kernels::scale(o, ps.W, S(1) / o[z]);
   }
+  simd_refine_moments(w, centred, ps, ap.causal_mask);
 }
 
 // Flops of the per-token (p, p) products and LUs of N tokens, for the decision to thread.
@@ -117,17 +169,19 @@ struct simd_token {
 
 // C_t and the inclusive extras (one head: also g) of head w at token t from its moments, and
 // M_t = C_t A (+ extras) unless the pass has one head (whose product is simd_token_product's).
+// centred: whether the token's m2 slots hold C_t itself (simd_refine_moments).
 template <class S>
-void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const simd_head<S>& w, std::size_t h,
-                       const Eigen::Ref<const matrix<S>>& U, index t, mask m) {
+void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const simd_head<S>& w, bool centred,
+                       std::size_t h, const Eigen::Ref<const matrix<S>>& U, index t, mask m) {
   using std::exp;
   const index p = ps.p;
   const matrix<S>& A = ps.A[h];
   const S* m2 = w.O.data() + t * ps.W;
   const S* m1 = m2 + p * (p + 1) / 2;
+  const S one_pass = centred ? S(0) : S(1);
   k.C.resize(p, p);
   for (index i = 0; i < p; ++i)
-    for (index j = i; j < p; ++j) k.C(i, j) = k.C(j, i) = *m2++ - m1[i] * m1[j];  // C = m2 - m1 m1^T
+    for (index j = i; j < p; ++j) k.C(i, j) = k.C(j, i) = *m2++ - one_pass * m1[i] * m1[j];  // C = m2 - m1 m1^T
   if (m == mask::inclusive) {
     k.hv.noalias() = A * U.row(t).transpose();                                     // (p)
     k.a_tt = exp(k.hv.dot(U.row(t).transpose()) - w.lse(t));                       // l_tt = u_t . A u_t
@@ -167,16 +221,18 @@ void simd_token_product(simd_token<S>& k, const simd_barrier_pass<S>& ps, std::s
 // log det J_t and b_t. Without store_J (one head, forward only) J_t lives in a per-thread (p, p)
 // block and the (N p, p) stack is never allocated.
 template <class S>
-void simd_barrier_accumulate(simd_barrier_pass<S>& ps, const simd_head<S>& w, std::size_t h,
+void simd_barrier_accumulate(simd_barrier_pass<S>& ps, std::size_t slot, std::size_t h,
                              const Eigen::Ref<const matrix<S>>& U, const barrier_params& bp, mask m, bool last,
                              bool store_J) {
   const index p = ps.p, p_pad = ps.p_pad;
+  const simd_head<S>& w = ps.ws[slot];
+  const std::vector<char>& centred = ps.centred[slot];
 #pragma omp parallel if (simd_kernels::worth_threads(simd_token_flops(ps.N, p)))
   {
     simd_token<S> k;
 #pragma omp for schedule(static)
     for (index t = 0; t < ps.N; ++t) {
-      simd_token_moment(k, ps, w, h, U, t, m);
+      simd_token_moment(k, ps, w, centred[std::size_t(t)] != 0, h, U, t, m);
       simd_token_product(k, ps, h, m);
       if (store_J) {
         ps.J.middleRows(t * p, p) -= k.VM.leftCols(p);
@@ -206,6 +262,7 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
   const bool store_J = simd_barrier_stores_J(hs.size(), keep_heads);
   simd_barrier_pack(ps, U);
   ps.ws.resize(keep_heads ? hs.size() : 1);
+  ps.centred.resize(ps.ws.size());
   ps.A.resize(hs.size());
   ps.A_pad.resize(hs.size());
   ps.V.resize(hs.size());
@@ -215,8 +272,9 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
   ps.one_head = hs.size() == 1;
   for (index t = 0; t < ps.J.rows() / p; ++t) ps.J.middleRows(t * p, p).setIdentity();
   for (std::size_t h = 0; h < hs.size(); ++h) {
-    simd_head<S>& w = ps.ws[keep_heads ? h : 0];
-    simd_barrier_moments(w, ps, U, hs[h], ap);
+    const std::size_t slot = keep_heads ? h : 0;
+    simd_head<S>& w = ps.ws[slot];
+    simd_barrier_moments(w, ps.centred[slot], ps, U, hs[h], ap);
     ps.A[h] = logit_matrix(hs[h], w.tau);  // (p, p)
     ps.V[h] = value_matrix(hs[h]);         // (p, p)
     if (ps.one_head) {
@@ -228,7 +286,7 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
       ps.A_pad[h].setZero(p, ps.p_pad);
       ps.A_pad[h].leftCols(p) = ps.A[h];
     }
-    simd_barrier_accumulate(ps, w, h, U, bp, ap.causal_mask, h + 1 == hs.size(), store_J);
+    simd_barrier_accumulate(ps, slot, h, U, bp, ap.causal_mask, h + 1 == hs.size(), store_J);
   }
 }
 
