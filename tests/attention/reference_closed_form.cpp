@@ -1,4 +1,4 @@
-// Reference tier: hand-computed cases of MATH.md section 1 in closed form, for every scalar type.
+// Reference tier: hand-computed cases of docs/math.md section 1 in closed form, for every scalar type.
 //
 // The hand case: N = 3, p = 2, one head, temperature 1, U = [1 0; 1 1; 0 1],
 // W_Q = W_K = I (d_k = 2), W_V = diag(1, 2), W_O = [0 1; 1 0] (so V = W_O W_V = [0 2; 1 0],

@@ -103,7 +103,7 @@ inline float50 independent_barrier(const matrix<float50>& J, const barrier_param
 }
 
 // The penalty from independent_barrier: the mean of f(det J_t) over the counted tokens
-// (t >= 2 under the strict mask, every t under the inclusive one: MATH.md section 3).
+// (t >= 2 under the strict mask, every t under the inclusive one: docs/math.md section 3).
 inline float50 independent_penalty(const matrix<float50>& U, const heads<float50>& hs, const barrier_params& bp,
                                    const attention_params& ap) {
   const auto J = jacobian_blocks<float50>(U, hs, ap);

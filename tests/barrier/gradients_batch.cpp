@@ -28,10 +28,10 @@ TEST_CASE("batch penalty: pooled mean over all non-trivial tokens, gradients", "
     mean_of_means += s / double(b.size() - 2) / 2;
   }
   const double pooled = barrier_penalty_batch<double>(Us, hs, bp, ap);
-  CHECK(pooled == Approx(sum / 6).epsilon(1e-14));            // a few roundings of O(1) sums
+  CHECK(test::within_eps(pooled, sum / 6, 4));  // a few roundings of O(1) sums: bound 4 eps, measured 0
   CHECK(std::abs(pooled - mean_of_means) > 1e-3);             // the two definitions do differ here
   const auto g = barrier_penalty_batch_backward<double>(Us, hs, bp, ap);
-  CHECK(g.penalty == Approx(pooled).epsilon(1e-14));
+  CHECK(test::within_eps(g.penalty, pooled, 4));  // bound 4 eps, measured 0
   REQUIRE(g.grad.dU.size() == 2);
   const auto f = [&] { return barrier_penalty_batch<double>(Us, hs, bp, ap); };
   for (std::size_t b = 0; b < Us.size(); ++b) {
@@ -60,9 +60,9 @@ TEST_CASE("layer penalty: pooled mean over layers and tokens, per-layer gradient
   for (const auto& layer : layers)
     for (double b : barrier_per_token<double>(layer.U, layer.hs, bp, ap)) sum += b;  // inclusive: all 5 + 3 count
   const double value = barrier_penalty_layers<double>(layers, bp, ap);
-  CHECK(value == Approx(sum / 8).epsilon(1e-14));
+  CHECK(test::within_eps(value, sum / 8, 4));  // bound 4 eps, measured 0.84
   const auto g = barrier_penalty_layers_backward<double>(layers, bp, ap);
-  CHECK(g.penalty == Approx(value).epsilon(1e-14));
+  CHECK(test::within_eps(g.penalty, value, 4));  // bound 4 eps, measured 0
   REQUIRE(g.grad.size() == 2);
   const auto f = [&] { return barrier_penalty_layers<double>(layers, bp, ap); };
   CHECK(test::max_rel_error(g.grad[0], test::fd_gradients<double>(U0, h0, 1e-5, f)) < fd_tolerance);

@@ -18,7 +18,7 @@ TEST_CASE("jacobian_blocks_backward in double vs the float50 reference and autod
       const auto g = test::blocks_of(jacobian_blocks_backward<double>(dJ, U, hs, params));
       const auto ref = test::blocks_of(jacobian_blocks_backward<float50>(
           test::random_blocks<float50>(N, p, 32), test::cast<float50>(U), test::cast<float50>(hs), params));
-      // Required by the issue: 1e-8 relative; the measured value is printed (about 1e-15 here:
+      // Documented requirement: 1e-8 relative; the measured value is printed (about 1e-15 here:
       // O(N p) roundings of O(1) terms on the scale of the largest gradient entry).
       const double err = test::max_block_error(g, ref);
       std::cout << "jacobian_blocks_backward double vs float50 (" << to_string(params.causal_mask)

@@ -12,7 +12,7 @@ using namespace suptok;
 
 namespace {
 
-// An independent log-likelihood, from the definitions of MATH.md sections 1-2 with no call into
+// An independent log-likelihood, from the definitions of docs/math.md sections 1-2 with no call into
 // the library: mu_t by explicit softmax loops, J_t = I - d mu_t / d u_t by forward-mode autodiff
 // through those loops, det J_t by the rule of Sarrus (p = 3) and the Gaussian log-density of
 // e_t = u_t - mu_t with a diagonal Psi written out.

@@ -1,6 +1,6 @@
-// The sampler (MATH.md section 6): round trip inside the barrier (sample eps, solve for u,
+// The sampler (docs/math.md section 6): round trip inside the barrier (sample eps, solve for u,
 // recompute eps), the p = 1 root count inside / outside the barrier on the configuration of
-// MATH.md section 3, non-convergence reporting, validation.
+// docs/math.md section 3, non-convergence reporting, validation.
 #include "likelihood_checks.hpp"
 
 #include <catch2/catch.hpp>
@@ -12,7 +12,7 @@ using namespace suptok;
 
 namespace {
 
-// The p = 1 configuration of MATH.md 3: V = 1, W_K = 1, W_Q = VA = va, temperature 1.
+// The p = 1 configuration of docs/math.md section 3: V = 1, W_K = 1, W_Q = VA = va, temperature 1.
 heads<double> p1_heads(double va) {
   heads<double> hs(1);
   hs[0].W_Q = matrix<double>::Constant(1, 1, va);
@@ -39,7 +39,7 @@ TEST_CASE("sampler round trip inside the barrier", "[likelihood][sampler]") {
           CHECK(r.iterations <= 20);
         }
         // Newton converges quadratically to the 64-epsilon residual tolerance, then
-        // recomputing e = U - mu gives eps back: 1e-10 absolute as the issue requires.
+        // recomputing e = U - mu gives eps back: 1e-10 absolute, the documented requirement.
         const double err = (residuals<double>(s.U, hs, params) - eps).cwiseAbs().maxCoeff();
         INFO("round-trip error " << err);
         CHECK(err < 1e-10);

@@ -10,7 +10,7 @@
 
 namespace suptok::test {
 
-// P_S(x_S) = (pi^T T^{s_1 - 1})(x_{s_1}) prod_j T^{s_{j+1} - s_j}(x_{s_j}, x_{s_{j+1}}) (MATH.md 5),
+// P_S(x_S) = (pi^T T^{s_1 - 1})(x_{s_1}) prod_j T^{s_{j+1} - s_j}(x_{s_j}, x_{s_{j+1}}) (docs/math.md section 5),
 // in the layout of fdd.hpp (first position most significant).
 template <class S>
 vector<S> markov_closed_form(const markov_chain<S>& chain, index_set positions) {

@@ -2,6 +2,8 @@
 // power of that test), Wilson intervals and the chi-square test on hand-computed cases.
 #include "process_checks.hpp"
 
+#include <test_support.hpp>
+
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -81,24 +83,30 @@ TEST_CASE("Monte-Carlo estimates and their Wilson intervals", "[process][samplin
 }
 
 TEST_CASE("Wilson interval and chi-square on hand-computed cases", "[process][statistics]") {
-  // 5 of 10 at 95%: the textbook Wilson interval (0.2366, 0.7634).
+  // 5 of 10 at 95%: the textbook Wilson interval (0.2366, 0.7634), written out:
+  // (p + z^2 / 2n -+ z sqrt(p (1 - p) / n + z^2 / 4n^2)) / (1 + z^2 / n), z = Phi^-1(0.975).
+  const double z = 1.959963984540054, z2 = z * z;
   const interval w = wilson_interval(5, 10, 0.95);
-  CHECK(w.lower == Approx(0.23659).margin(1e-5));
-  CHECK(w.upper == Approx(0.76341).margin(1e-5));
+  const double centre = (0.5 + z2 / 20) / (1 + z2 / 10), half = z * std::sqrt(0.025 + z2 / 400) / (1 + z2 / 10);
+  CHECK(test::within_eps(w.lower, centre - half, 4));  // bound 4 eps, measured 0
+  CHECK(test::within_eps(w.upper, centre + half, 4));  // bound 4 eps, measured 0
+  CHECK(std::abs(w.lower - 0.2366) < 5e-5);  // the textbook's four digits
+  CHECK(std::abs(w.upper - 0.7634) < 5e-5);
   const interval zero = wilson_interval(0, 20, 0.95);  // lower bound 0, upper z^2 / (N + z^2)
   CHECK(zero.lower == 0.0);
-  CHECK(zero.upper == Approx(3.8415 / (20 + 3.8415)).margin(1e-4));
+  CHECK(test::within_eps(zero.upper, z2 / (20 + z2), 4));  // bound 4 eps, measured 0
 
   vector<double> p(3);
   p << 1.0 / 6, 1.0 / 3, 1.0 / 2;
   const std::int64_t perfect[] = {10, 20, 30}, off[] = {30, 20, 10};
-  CHECK(chi_square_gof<double>(perfect, p).statistic == Approx(0.0).margin(1e-12));
-  CHECK(chi_square_gof<double>(perfect, p).p_value == Approx(1.0));
+  // X^2 = sum (O - E)^2 / E with E = 60 p: 0 up to the rounding of E (scale 1: O(1) terms).
+  CHECK(test::within_eps(chi_square_gof<double>(perfect, p).statistic, 0.0, 4, 1.0));  // bound 4 eps, measured 0
+  CHECK(test::within_eps(chi_square_gof<double>(perfect, p).p_value, 1.0, 4));  // bound 4 eps, measured 0
   // X^2 = (30-10)^2/10 + 0 + (10-30)^2/30 = 53.33, df = 2: survival exp(-X^2 / 2).
   const gof_result g = chi_square_gof<double>(off, p);
-  CHECK(g.statistic == Approx(160.0 / 3));
+  CHECK(test::within_eps(g.statistic, 160.0 / 3, 4));  // bound 4 eps, measured 0
   CHECK(g.degrees_of_freedom == 2);
-  CHECK(g.p_value == Approx(std::exp(-80.0 / 3)).epsilon(1e-8));
+  CHECK(test::within_eps(g.p_value, std::exp(-80.0 / 3), 4));  // bound 4 eps, measured 0
 
   // Pooling: E = 1, 2, 47, 50 -> {1, 2} has E = 3 < 5, so 47 joins it: two cells, df = 1.
   vector<double> q(4);
@@ -108,7 +116,7 @@ TEST_CASE("Wilson interval and chi-square on hand-computed cases", "[process][st
   CHECK(pooled.cells == 4);
   CHECK(pooled.pooled_cells == 2);
   CHECK(pooled.degrees_of_freedom == 1);
-  CHECK(pooled.statistic == Approx(0.0).margin(1e-12));  // 50 observed vs 50 expected in both
+  CHECK(test::within_eps(pooled.statistic, 0.0, 4, 1.0));  // 50 vs 50 in both (bound 4 eps, measured 0)
   // An observation in a cell of probability zero: X^2 = inf, p = 0.
   vector<double> r(3);
   r << 0.0, 0.5, 0.5;

@@ -9,14 +9,23 @@ using namespace suptok;
 using test::argument_of;
 
 namespace {
-// A user model that returns the wrong number of values or a NaN.
+// A user model that returns the wrong number of values (mode 0), a NaN (1), probability zero for
+// every token (2), or has no tokens (3).
 struct broken_model {
   using scalar_type = double;
   int mode = 0;
-  suptok::index vocab_size() const { return 2; }
+  suptok::index vocab_size() const { return mode == 3 ? 0 : 2; }
   void next_log_probs(vector<double>& out, std::span<const token>) const {
-    out = vector<double>::Constant(mode == 0 ? 3 : 2, mode == 0 ? -1.0 : std::numeric_limits<double>::quiet_NaN());
+    constexpr double nan = std::numeric_limits<double>::quiet_NaN(), minus_inf = -std::numeric_limits<double>::infinity();
+    out = vector<double>::Constant(mode == 0 ? 3 : 2, mode == 0 ? -1.0 : mode == 1 ? nan : minus_inf);
   }
+};
+
+// A joint (non-causal) model that gives every sequence score -inf.
+struct zero_joint_model {
+  using scalar_type = double;
+  suptok::index vocab_size() const { return 2; }
+  double log_score(std::span<const token>) const { return -std::numeric_limits<double>::infinity(); }
 };
 }  // namespace
 
@@ -46,6 +55,15 @@ TEST_CASE("models validate their construction and their inputs", "[process][vali
   lm_weights<double> w = lm_weights<double>::random(3, 4, 1, 1, 1);
   w.E.resize(3, 4);
   CHECK(argument_of([&] { transformer_lm<double>{w}; }) == "weights.E");
+  w = lm_weights<double>::random(3, 4, 1, 1, 1);
+  w.P.resize(2, 4);
+  CHECK(argument_of([&] { transformer_lm<double>{w}; }) == "weights.P");
+  w = lm_weights<double>::random(3, 4, 1, 1, 1);
+  w.W_U.resize(0, 4);
+  CHECK(argument_of([&] { transformer_lm<double>{w}; }) == "weights.W_U");
+  w = lm_weights<double>::random(3, 4, 1, 1, 1);
+  w.layers.clear();
+  CHECK(argument_of([&] { transformer_lm<double>{w}; }) == "weights.layers");
   w = lm_weights<double>::random(3, 4, 1, 1, 1);
   w.layers[0][0].W_K(0, 0) = std::numeric_limits<double>::infinity();
   CHECK(argument_of([&] { bidirectional_lm<double>{w}; }) == "heads[0].W_K");
@@ -77,6 +95,9 @@ TEST_CASE("enumeration, consistency and sampling validate their arguments", "[pr
 
   CHECK(argument_of([&] { sample_sequences(chain, 0, 10, 1); }) == "m");
   CHECK(argument_of([&] { sample_sequences(chain, 3, 0, 1); }) == "count");
+  CHECK(argument_of([&] { estimate_fdd(chain, index_set{1}, 0, 1); }) == "samples");
+  CHECK(argument_of([&] { estimate_fdd(matrix<token>(0, 2), index_set{1}, 3); }) == "sequences");
+  CHECK(argument_of([] { check_consistency(prefix_joints<double>{}); }) == "table");
   CHECK(argument_of([&] { estimate_fdd(chain, index_set{}, 10, 1); }) == "positions");  // empty S
   CHECK(argument_of([&] { estimate_fdd(chain, index_set{1}, 10, 1, 1.5); }) == "confidence");
   const matrix<token> x = sample_sequences(chain, 2, 10, 1);
@@ -93,8 +114,12 @@ TEST_CASE("enumeration, consistency and sampling validate their arguments", "[pr
   p2 << 0.2, 0.3;
   CHECK(argument_of([&] { chi_square_gof<double>(counts, p2); }) == "probabilities");
   CHECK(argument_of([] { wilson_interval(3, 2); }) == "successes");
+  CHECK(argument_of([] { wilson_interval(0, 0); }) == "trials");
 
   CHECK(argument_of([] { fdd(broken_model{0}, index_set{1}); }) == "model.next_log_probs");
   CHECK(argument_of([] { fdd(broken_model{1}, index_set{1}); }) == "model.next_log_probs");
   CHECK(argument_of([] { sample_sequences(broken_model{1}, 2, 3, 1); }) == "model.next_log_probs");
+  CHECK(argument_of([] { sample_sequences(broken_model{2}, 2, 3, 1); }) == "model");
+  CHECK(argument_of([] { fdd(broken_model{3}, index_set{1}); }) == "model.vocab_size()");
+  CHECK(argument_of([] { fdd(zero_joint_model{}, index_set{1}); }) == "model.log_score");
 }

@@ -66,8 +66,8 @@ struct projected_head_moment {
 };
 
 template <class S>
-projected_head_moment<S> projected_head_moment_at(index t, const layer<S>& l, std::size_t h,
-                                                  const layer_head_pass<S>& pass, mask m) {
+projected_head_moment<S> projected_head_moment_at(index t, const layer<S>& l, const layer_head_pass<S>& pass,
+                                                  mask m) {
   const index end = past_end(t, m), d_v = pass.Vv.cols(), d_k = pass.K.cols();
   projected_head_moment<S> r{matrix<S>::Zero(d_v, d_k), vector<S>()};
   if (end == 0) return r;
@@ -98,7 +98,7 @@ void for_each_projected_block(const Eigen::Ref<const matrix<S>>& U, const layer<
       const layer_head_pass<S>& pass = passes[h];
       const std::size_t g = l.group_of(h);
       const index r0 = pp.offset[h], d_v = pp.offset[h + 1] - r0;
-      const projected_head_moment<S> hm = projected_head_moment_at<S>(t, l, h, pass, m);
+      const projected_head_moment<S> hm = projected_head_moment_at<S>(t, l, pass, m);
       const bool incl = m == mask::inclusive;
       const S a_tt = incl ? pass.a(t, t) : S(0);
       for (std::size_t k = 0; k < H; ++k) {
