@@ -3,7 +3,7 @@
 # and runs each for a bounded time, failing on any crash, sanitizer report, leak, timeout or
 # oversized allocation.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     SECONDS per target (default 60); targets: npy safetensors
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     SECONDS per target (default 60); targets: npy safetensors models
 #
 # Environment: CXX_FUZZ (default clang++), FUZZ_BUILD_DIR (default build-fuzz), FUZZ_JOBS (default 1).
 # Each run starts from the committed seeds in fuzz/corpus/<target>/ plus what earlier runs found
@@ -16,7 +16,7 @@ set -euo pipefail
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(npy safetensors)
+[ ${#targets[@]} -eq 0 ] && targets=(npy safetensors models)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cxx=${CXX_FUZZ:-clang++}

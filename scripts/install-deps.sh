@@ -3,9 +3,11 @@
 #   build:  cmake g++ libeigen3-dev
 #   tests:  catch2 libboost-dev libboost-math-dev (multiprecision, autodiff, quadrature)
 #   simd:   libxsimd-dev xtl-dev        bench: libbenchmark-dev
-#   io:     nlohmann-json3-dev          fuzzing: clang libclang-rt-dev pkg-config (scripts/fuzz.sh)
+#   io:     nlohmann-json3-dev          tools: libcli11-dev (suptok-analyze)
+#   fuzzing: clang libclang-rt-dev pkg-config (scripts/fuzz.sh)
+#   interop tests: python3-numpy python3-torch (tiny checkpoints and PyTorch reference layers)
 set -euo pipefail
-packages=(cmake g++ make libeigen3-dev libxsimd-dev xtl-dev libboost-dev libboost-math-dev catch2 libbenchmark-dev nlohmann-json3-dev clang libclang-rt-dev pkg-config)
+packages=(cmake g++ make libeigen3-dev libxsimd-dev xtl-dev libboost-dev libboost-math-dev catch2 libbenchmark-dev nlohmann-json3-dev libcli11-dev clang libclang-rt-dev pkg-config python3-numpy python3-torch)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
