@@ -7,8 +7,9 @@
 //                  Row-major contiguous data binds without a copy; anything else is copied into
 //                  a temporary, never modified. It does not take part in template deduction, so
 //                  S is fixed by the other arguments (the heads).
-//   matrix_view<T> a non-owning strided 2-D view (pointer, rows, cols, row stride) used by the
-//                  fast paths, where data may live outside Eigen (buffers, device memory).
+//   matrix_view<T> a non-owning strided 2-D view (pointer, rows, cols, row stride) for data that
+//                  lives outside Eigen (buffers, device memory); the CUDA toolchain check uses
+//                  it, no library function takes one yet.
 #pragma once
 
 #include <Eigen/Core>
