@@ -20,8 +20,6 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <iostream>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -105,6 +103,40 @@ class progress {
   bool shown_ = false;
 };
 
+// The per-token columns of one or more sequences' analyses, as the JSON and the CSV write them.
+struct token_columns {
+  std::vector<long> sequence, position, sign;
+  std::vector<double> log_det, b, signed_margin, sigma_min, kappa;
+  std::vector<bool> support;
+
+  template <class S>
+  void append(long seq, const suptok::analysis<S>& r) {
+    for (const suptok::token_analysis<S>& row : r.tokens) {
+      sequence.push_back(seq);
+      position.push_back(long(row.position));
+      sign.push_back(row.sign);
+      log_det.push_back(double(row.log_abs_det));
+      b.push_back(double(row.b));
+      signed_margin.push_back(double(row.signed_margin));
+      sigma_min.push_back(double(row.sigma_min));
+      kappa.push_back(double(row.kappa));
+      support.push_back(row.support);
+    }
+  }
+
+  void add_to(suptok::io::table& t, bool with_sequence) const {
+    if (with_sequence) t.add_column("sequence", sequence);
+    t.add_column("position", position);
+    t.add_column("sign", sign);
+    t.add_column("log_det", log_det);
+    t.add_column("b", b);
+    t.add_column("signed_margin", signed_margin);
+    t.add_column("sigma_min", sigma_min);
+    t.add_column("kappa", kappa);
+    t.add_column("support", support);
+  }
+};
+
 template <class S>
 int run(const cli_options& o) {
   namespace io = suptok::io;
@@ -122,73 +154,42 @@ int run(const cli_options& o) {
   if (U_file.shape.size() != 2 && U_file.shape.size() != 3)
     bad("--embeddings", "expected shape (N, p) or (B, N, p), got rank " + std::to_string(U_file.shape.size()));
   std::vector<suptok::matrix<S>> Us = io::as_matrices(U_file);
+  const suptok::index p = ck.attention.W_Q.front().cols();  // the model width of the layer
+  if (U_file.shape.back() != std::size_t(p))
+    bad("--embeddings", "tokens of width " + std::to_string(U_file.shape.back()) + ", the layer's width is " +
+                            std::to_string(p));
   if (o.apply_norm)
     for (suptok::matrix<S>& U : Us) U = models::apply_norm<S>(U, ck.norm);
 
-  io::table all;  // one row per (sequence, token)
-  std::vector<long> seq, pos, sign, support;
-  std::vector<double> log_det, b, signed_margin, sigma_min, kappa;
+  token_columns all;  // every sequence, for the CSV
   double penalty_sum = 0;
   long counted = 0, support_count = 0, infeasible = 0;
   nlohmann::ordered_json sequences = nlohmann::ordered_json::array();
   progress bar(Us.size());
   for (std::size_t i = 0; i < Us.size(); ++i) {
     const suptok::analysis<S> r = suptok::analyse<S>(Us[i], ck.attention, opts);
+    token_columns one;
+    one.append(long(i), r);
+    all.append(long(i), r);
     io::table t;
-    std::vector<long> t_pos, t_sign, t_support;
-    std::vector<double> t_log_det, t_b, t_margin, t_sigma, t_kappa;
-    for (const suptok::token_analysis<S>& row : r.tokens) {
-      t_pos.push_back(long(row.position));
-      t_sign.push_back(row.sign);
-      t_log_det.push_back(double(row.log_abs_det));
-      t_b.push_back(double(row.b));
-      t_margin.push_back(double(row.signed_margin));
-      t_sigma.push_back(double(row.sigma_min));
-      t_kappa.push_back(double(row.kappa));
-      t_support.push_back(row.support ? 1 : 0);
-    }
-    const long n = long(suptok::detail::counted_tokens(Us[i].rows(), opts.attention.causal_mask));
-    penalty_sum += double(r.penalty) * double(n);
-    counted += n;
-    support_count += long(r.support_count);
-    infeasible += long(r.infeasible_count);
-    t.add_column("position", t_pos);
-    t.add_column("sign", t_sign);
-    t.add_column("log_det", t_log_det);
-    t.add_column("b", t_b);
-    t.add_column("signed_margin", t_margin);
-    t.add_column("sigma_min", t_sigma);
-    t.add_column("kappa", t_kappa);
-    std::vector<bool> flags(t_support.begin(), t_support.end());
-    t.add_column("support", flags);
+    one.add_to(t, false);
     t.add_total("penalty", double(r.penalty));
     t.add_total("support_count", long(r.support_count));
     t.add_total("infeasible_count", long(r.infeasible_count));
     nlohmann::ordered_json j = t.to_json();
     j["form"] = suptok::to_string(r.form);  // the Jacobian form used: general or projected
     sequences.push_back(j);
-    for (std::size_t k = 0; k < t_pos.size(); ++k) seq.push_back(long(i));
-    pos.insert(pos.end(), t_pos.begin(), t_pos.end());
-    sign.insert(sign.end(), t_sign.begin(), t_sign.end());
-    log_det.insert(log_det.end(), t_log_det.begin(), t_log_det.end());
-    b.insert(b.end(), t_b.begin(), t_b.end());
-    signed_margin.insert(signed_margin.end(), t_margin.begin(), t_margin.end());
-    sigma_min.insert(sigma_min.end(), t_sigma.begin(), t_sigma.end());
-    kappa.insert(kappa.end(), t_kappa.begin(), t_kappa.end());
-    support.insert(support.end(), t_support.begin(), t_support.end());
+    const long n = long(suptok::detail::counted_tokens(Us[i].rows(), opts.attention.causal_mask));
+    penalty_sum += double(r.penalty) * double(n);  // the batch penalty: mean over all counted tokens
+    counted += n;
+    support_count += long(r.support_count);
+    infeasible += long(r.infeasible_count);
     bar.done(i + 1);
   }
   if (!o.csv.empty()) {
-    all.add_column("sequence", seq);
-    all.add_column("position", pos);
-    all.add_column("sign", sign);
-    all.add_column("log_det", log_det);
-    all.add_column("b", b);
-    all.add_column("signed_margin", signed_margin);
-    all.add_column("sigma_min", sigma_min);
-    all.add_column("kappa", kappa);
-    all.add_column("support", std::vector<bool>(support.begin(), support.end()));
-    all.write_csv(o.csv);
+    io::table t;
+    all.add_to(t, true);
+    t.write_csv(o.csv);
   }
   const double penalty = counted == 0 ? 0.0 : penalty_sum / double(counted);
   nlohmann::ordered_json doc;

@@ -4,6 +4,8 @@
 
 #include <suptok/core/error.hpp>
 
+#include "thrown.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <cstring>
@@ -16,24 +18,8 @@
 
 namespace io_test {
 
-// What a call threw: the argument named and the full message; "<no error>" when it returned.
-struct thrown {
-  std::string argument = "<no error>";
-  std::string message;
-  bool contains(const std::string& part) const { return message.find(part) != std::string::npos; }
-};
-
-template <class F>
-thrown thrown_by(F&& f) {
-  thrown t;
-  try {
-    f();
-  } catch (const suptok::error& e) {
-    t.argument = e.argument();
-    t.message = e.what();
-  }
-  return t;
-}
+using suptok::test::thrown;  // what a call threw (tests/common/thrown.hpp)
+using suptok::test::thrown_by;
 
 // Little-endian encodings, written out byte by byte (independent of the library's helpers).
 inline std::string le(std::uint64_t v, int bytes) {

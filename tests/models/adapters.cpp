@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 
 #include "test_support.hpp"
+#include "thrown.hpp"
 
 #include <atomic>
 #include <cmath>
@@ -24,23 +25,8 @@ using idx = suptok::index;
 
 namespace {
 
-struct thrown {
-  std::string argument = "<no error>";
-  std::string message;
-  bool has(const std::string& part) const { return message.find(part) != std::string::npos; }
-};
-
-template <class F>
-thrown thrown_by(F&& f) {
-  thrown t;
-  try {
-    f();
-  } catch (const suptok::error& e) {
-    t.argument = e.argument();
-    t.message = e.what();
-  }
-  return t;
-}
+using test::thrown;  // what a call threw (tests/common/thrown.hpp)
+using test::thrown_by;
 
 using tensors = std::map<std::string, io::tensor<float>>;
 
@@ -111,7 +97,7 @@ TEST_CASE("detect_format and layer_indices read the naming from the tensor names
   CHECK(m::layer_indices(reader_of(gpt2_tensors(8, "", 3)), m::checkpoint_format::gpt2) == std::vector<idx>{0, 1, 2});
   const thrown t = thrown_by([] { m::detect_format(reader_of({{"wte.weight", filled({4, 8})}})); });
   CHECK(t.argument == "format");
-  CHECK(t.has("'wte.weight'"));
+  CHECK(t.contains("'wte.weight'"));
   CHECK(m::parse_format("llama") == m::checkpoint_format::llama);
   CHECK(!m::parse_format("bert"));
 }
@@ -294,19 +280,19 @@ TEST_CASE("GPT-2 malformed checkpoints name the tensor or the config key", "[mod
   ts.erase("h.0.attn.c_proj.bias");
   thrown t = error_of(ts, gpt2_config);
   CHECK(t.argument == "tensor 'h.0.attn.c_proj.bias'");
-  CHECK(t.has("not in the file"));
+  CHECK(t.contains("not in the file"));
 
   ts = gpt2_tensors(8);
   ts["h.0.attn.c_attn.weight"] = filled({8, 23});
   t = error_of(ts, gpt2_config);
   CHECK(t.argument == "tensor 'h.0.attn.c_attn.weight'");
-  CHECK(t.has("(8, 23)"));
+  CHECK(t.contains("(8, 23)"));
 
   ts = gpt2_tensors(8);
   ts["h.0.attn.c_proj.weight"] = filled({8, 7});
   t = error_of(ts, gpt2_config);
   CHECK(t.argument == "tensor 'h.0.attn.c_proj.weight'");
-  CHECK(t.has("expected shape (8, 8)"));
+  CHECK(t.contains("expected shape (8, 8)"));
 
   ts = gpt2_tensors(8);
   ts["h.0.ln_1.bias"] = filled({9});
@@ -316,7 +302,7 @@ TEST_CASE("GPT-2 malformed checkpoints name the tensor or the config key", "[mod
   CHECK(t.argument == "config.n_head");
   t = error_of(gpt2_tensors(8), nlohmann::json{{"n_head", 3}});
   CHECK(t.argument == "config.n_head");
-  CHECK(t.has("does not divide p = 8"));
+  CHECK(t.contains("does not divide p = 8"));
   CHECK(error_of(gpt2_tensors(8), nlohmann::json{{"n_head", "two"}}).argument == "config.n_head");
   CHECK(error_of(gpt2_tensors(8), nlohmann::json{{"n_head", 0}}).argument == "config.n_head");
   CHECK(error_of(gpt2_tensors(8), nlohmann::json{{"n_head", 2}, {"n_embd", 16}}).argument == "config.n_embd");
@@ -326,13 +312,13 @@ TEST_CASE("GPT-2 malformed checkpoints name the tensor or the config key", "[mod
   o.layer = 1;
   t = error_of(gpt2_tensors(8), gpt2_config, o);
   CHECK(t.argument == "options.layer");
-  CHECK(t.has("layers present: 0"));
+  CHECK(t.contains("layers present: 0"));
 
   ts = gpt2_tensors(8);
   ts["h.0.attn.c_attn.weight"].data[5] = std::numeric_limits<float>::quiet_NaN();
   t = error_of(ts, gpt2_config);
   CHECK(t.argument == "tensor 'h.0.attn.c_attn.weight'");
-  CHECK(t.has("non-finite"));
+  CHECK(t.contains("non-finite"));
 }
 
 TEST_CASE("Llama malformed checkpoints name the tensor or the config key", "[models][errors]") {
@@ -348,11 +334,11 @@ TEST_CASE("Llama malformed checkpoints name the tensor or the config key", "[mod
   CHECK(t.argument == "config.num_key_value_heads");
   t = error_of(llama_tensors(8, 4, 2, 2), nlohmann::json{{"num_attention_heads", 3}});
   CHECK(t.argument == "config.num_attention_heads");
-  CHECK(t.has("does not divide p = 8"));
+  CHECK(t.contains("does not divide p = 8"));
   // head_dim 2 from the config, but the projections are for head_dim 4 -> q_proj's shape is wrong.
   t = error_of(llama_tensors(8, 4, 2, 4), llama_config);
   CHECK(t.argument == "tensor 'model.layers.0.self_attn.q_proj.weight'");
-  CHECK(t.has("expected shape (8, 8)"));
+  CHECK(t.contains("expected shape (8, 8)"));
   tensors ts = llama_tensors(8, 4, 2, 2);
   ts["model.layers.0.self_attn.k_proj.weight"] = filled({6, 8});
   t = error_of(ts, llama_config);
@@ -390,7 +376,7 @@ TEST_CASE("suptok-naming malformed checkpoints name the tensor or the metadata k
   ts["W_K"] = filled({1, 5, 8});
   thrown t = error_of(ts);
   CHECK(t.argument == "tensor 'W_K'");
-  CHECK(t.has("(1, 5, 8)"));
+  CHECK(t.contains("(1, 5, 8)"));
   ts = suptok_tensors(2, 1, 4, 3, 8);
   ts["W_O"] = filled({2, 3, 8});
   CHECK(error_of(ts).argument == "tensor 'W_O'");
@@ -423,17 +409,17 @@ TEST_CASE("Unreadable dtypes, config files and layers are errors that name them"
   auto r = io::safetensors_reader::from_bytes(bytes);
   thrown t = thrown_by([&] { m::load_suptok<double>(r); });
   CHECK(t.argument == "tensor 'W_Q'");
-  CHECK(t.has("I32"));
+  CHECK(t.contains("I32"));
 
   const auto dir = std::filesystem::temp_directory_path() / ("suptok-models-test-" + std::to_string(std::random_device{}()));
   std::filesystem::create_directories(dir);
   t = thrown_by([&] { m::read_config(dir / "absent.json"); });
   CHECK(t.argument == "config");
-  CHECK(t.has("cannot open"));
+  CHECK(t.contains("cannot open"));
   std::ofstream(dir / "bad.json") << "{\"n_head\": 2,";
   t = thrown_by([&] { m::read_config(dir / "bad.json"); });
   CHECK(t.argument == "config");
-  CHECK(t.has("not valid JSON"));
+  CHECK(t.contains("not valid JSON"));
   std::ofstream(dir / "list.json") << "[1, 2]";
   CHECK(thrown_by([&] { m::read_config(dir / "list.json"); }).argument == "config");
   std::ofstream(dir / "good.json") << "{\"n_head\": 2}";

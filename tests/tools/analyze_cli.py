@@ -149,6 +149,8 @@ def main():
         r = run(cmd, 2)
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and "suptok-analyze" in lines[0], (what, r.stderr)
+        if what == "embeddings of the wrong width":
+            assert "--embeddings" in lines[0], lines[0]
         print(f"{what}: {lines[0]}")
     run([exe, "--help"], 0)
     print("suptok-analyze: all checks passed")
