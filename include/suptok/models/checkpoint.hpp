@@ -296,8 +296,10 @@ inline checkpoint_format detect_format(const io::safetensors_reader& r) {
 
 namespace detail {
 
-// Checks that layer L exists for naming f (error "options.layer" naming the layers present).
+// Checks that layer L is >= 0 and exists for naming f (error "options.layer", naming the layers
+// present).
 inline void require_layer(const io::safetensors_reader& r, checkpoint_format f, index L) {
+  suptok::detail::require(L >= 0, "options.layer", "must be >= 0, got ", L);
   const std::vector<index> present = layer_indices(r, f);
   bool ok = false;
   for (index i : present) ok = ok || i == L;

@@ -33,7 +33,6 @@ checkpoint_layer<S> load_gpt2(io::safetensors_reader& r, const nlohmann::json& c
                               const adapter_options& options = {}) {
   using detail::require;
   const index L = options.layer;
-  require(L >= 0, "options.layer", "must be >= 0, got ", L);
   detail::require_layer(r, checkpoint_format::gpt2, L);
   const std::string base = "h." + std::to_string(L) + ".";
   const std::string prefix = r.contains(base + "attn.c_attn.weight") ? "" : "transformer.";

@@ -39,7 +39,6 @@ checkpoint_layer<S> load_llama(io::safetensors_reader& r, const nlohmann::json& 
                                const adapter_options& options = {}) {
   using detail::require;
   const index L = options.layer;
-  require(L >= 0, "options.layer", "must be >= 0, got ", L);
   detail::require_layer(r, checkpoint_format::llama, L);
   const std::string base = "layers." + std::to_string(L) + ".";
   const std::string at = (r.contains("model." + base + "self_attn.q_proj.weight") ? "model." : "") + base;

@@ -72,7 +72,6 @@ template <class S>
 checkpoint_layer<S> load_suptok(io::safetensors_reader& r, const adapter_options& options = {}) {
   using detail::require;
   const index L = options.layer;
-  require(L >= 0, "options.layer", "must be >= 0, got ", L);
   detail::require_layer(r, checkpoint_format::suptok, L);
   const std::string pre = r.contains(std::to_string(L) + ".W_Q") ? std::to_string(L) + "." : "";
   const auto& sq = detail::shape_of(r, pre + "W_Q", 3, "(H, d_k, p)");
