@@ -58,7 +58,7 @@ TEST_CASE("layer penalty: pooled mean over layers and tokens, per-layer gradient
   const std::vector<barrier_layer<double>> layers{{U0, h0}, {U1, h1}};
   double sum = 0;
   for (const auto& layer : layers)
-    for (double b : barrier_per_token<double>(layer.U, layer.hs, bp, ap)) sum += b;  // inclusive: all 5 + 3 count
+    for (double b : barrier_per_token<double>(layer.U, layer.heads, bp, ap)) sum += b;  // inclusive: all 5 + 3 count
   const double value = barrier_penalty_layers<double>(layers, bp, ap);
   CHECK(test::within_eps(value, sum / 8, 4));  // bound 4 eps, measured 0.84
   const auto g = barrier_penalty_layers_backward<double>(layers, bp, ap);
@@ -93,4 +93,11 @@ TEST_CASE("layer validation errors name the layer", "[barrier][validation]") {
     CHECK(e.argument() == "layers[1].heads[0].W_Q");
   }
   CHECK_THROWS_AS(barrier_penalty_layers<double>({}, bp), error);
+  // The attention parameters are shared by the layers: named once, as the argument `attention`.
+  try {
+    barrier_penalty_layers<double>({{U, good}}, bp, {mask::strict, -1.0});
+    FAIL("no error");
+  } catch (const error& e) {
+    CHECK(e.argument() == "attention.temperature");
+  }
 }

@@ -119,12 +119,12 @@ TEST_CASE("barrier parameter validation names the parameter", "[barrier][validat
     }
     return std::string("no error");
   };
-  CHECK(argument_of({extension::extended, 1e-8, 0.0}) == "params.z0");
-  CHECK(argument_of({extension::extended, 1e-8, -1.0}) == "params.z0");
-  CHECK(argument_of({extension::extended, 1e-8, NAN}) == "params.z0");
-  CHECK(argument_of({extension::clamp, 0.0, 1e-2}) == "params.eps");
-  CHECK(argument_of({extension::clamp, INFINITY, 1e-2}) == "params.eps");
-  CHECK(argument_of({static_cast<extension>(7), 1e-8, 1e-2}) == "params.policy");
+  CHECK(argument_of({extension::extended, 1e-8, 0.0}) == "barrier.z0");
+  CHECK(argument_of({extension::extended, 1e-8, -1.0}) == "barrier.z0");
+  CHECK(argument_of({extension::extended, 1e-8, NAN}) == "barrier.z0");
+  CHECK(argument_of({extension::clamp, 0.0, 1e-2}) == "barrier.eps");
+  CHECK(argument_of({extension::clamp, INFINITY, 1e-2}) == "barrier.eps");
+  CHECK(argument_of({static_cast<extension>(7), 1e-8, 1e-2}) == "barrier.policy");
   CHECK(argument_of({extension::clamp, 1e-8, 1e-2}) == "no error");
   CHECK_THROWS_AS(barrier_value(NAN, extended), error);
   const auto z_error = [](auto&& f) {
@@ -148,7 +148,7 @@ TEST_CASE("barrier parameter validation names the parameter", "[barrier][validat
     barrier_penalty<double>(U, hs, {extension::extended, 1e-8, -0.5});
     FAIL("no error");
   } catch (const error& e) {
-    CHECK(e.argument() == "params.z0");
+    CHECK(e.argument() == "barrier.z0");
   }
 }
 

@@ -129,5 +129,8 @@ TEST_CASE("analyse: validation names the option", "[layer][analysis][validation]
   CHECK(argument_of(o) == "options.iteration.tolerance");
   o = {};
   o.barrier.z0 = -1;
-  CHECK(argument_of(o) == "params.z0");
+  CHECK(argument_of(o) == "options.barrier.z0");
+  o = {};
+  o.attention.temperature = -1;
+  CHECK(argument_of(o) == "options.attention.temperature");
 }

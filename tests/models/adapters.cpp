@@ -300,6 +300,9 @@ TEST_CASE("GPT-2 malformed checkpoints name the tensor or the config key", "[mod
 
   t = error_of(gpt2_tensors(8), nlohmann::json());  // no config, no heads given
   CHECK(t.argument == "config.n_head");
+  m::adapter_options zero_heads;
+  zero_heads.heads = 0;
+  CHECK(error_of(gpt2_tensors(8), gpt2_config, zero_heads).argument == "options.heads");
   t = error_of(gpt2_tensors(8), nlohmann::json{{"n_head", 3}});
   CHECK(t.argument == "config.n_head");
   CHECK(t.contains("does not divide p = 8"));
@@ -330,6 +333,14 @@ TEST_CASE("Llama malformed checkpoints name the tensor or the config key", "[mod
   };
   thrown t = error_of(llama_tensors(8, 4, 2, 2), nlohmann::json());
   CHECK(t.argument == "config.num_attention_heads");
+  // Overrides are named as the adapter options that carry them.
+  for (const auto& [field, name] : {std::pair{&m::adapter_options::heads, "options.heads"},
+                                    std::pair{&m::adapter_options::kv_heads, "options.kv_heads"},
+                                    std::pair{&m::adapter_options::head_dim, "options.head_dim"}}) {
+    m::adapter_options o;
+    o.*field = 0;
+    CHECK(error_of(llama_tensors(8, 4, 2, 2), llama_config, o).argument == name);
+  }
   t = error_of(llama_tensors(8, 4, 2, 2), nlohmann::json{{"num_attention_heads", 4}, {"num_key_value_heads", 3}});
   CHECK(t.argument == "config.num_key_value_heads");
   t = error_of(llama_tensors(8, 4, 2, 2), nlohmann::json{{"num_attention_heads", 3}});

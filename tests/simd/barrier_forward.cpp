@@ -117,9 +117,11 @@ TEST_CASE("simd barrier validates its arguments as the reference", "[simd][barri
     return std::string("(no error)");
   };
   CHECK(argument_of([&] { barrier_per_token(simd{}, U, hs, barrier_params{extension::extended, 1e-8, -1}); }) ==
-        "params.z0");
+        "barrier.z0");
   CHECK(argument_of([&] { barrier_penalty(simd{}, U, hs, barrier_params{extension::clamp, 0, 1e-2}); }) ==
-        "params.eps");
+        "barrier.eps");
+  CHECK(argument_of([&] { barrier_penalty(simd{}, U, hs, sweep_policy, attention_params{mask::strict, -1}); }) ==
+        "attention.temperature");
   matrix<double> bad = U;
   bad(2, 1) = std::nan("");
   CHECK(argument_of([&] { barrier_penalty_backward(simd{}, bad, hs, sweep_policy); }) == "U");

@@ -42,21 +42,21 @@ void validate_upstream(const Eigen::Ref<const matrix<S>>& dMu, const Eigen::Ref<
 
 // Validates a batch backward: the batch as validate_batch, then one upstream gradient per sequence.
 template <class S>
-void validate_backward_batch(std::span<const matrix<S>> dMus, std::span<const matrix<S>> Us, const heads<S>& hs,
+void validate_backward_batch(std::span<const matrix<S>> dMus, std::span<const matrix<S>> Us, const heads<S>& heads,
                              const attention_params& params) {
-  validate_batch<S>(Us, hs, params);
+  validate_batch<S>(Us, heads, params);
   require(dMus.size() == Us.size(), "dMus", "expected ", Us.size(), " gradients, got ", dMus.size());
   for (std::size_t b = 0; b < Us.size(); ++b) validate_upstream<S>(dMus[b], Us[b], "dMus[" + std::to_string(b) + "]");
 }
 
 template <class S>
-heads<S> zero_like(const heads<S>& hs) {
-  heads<S> z(hs.size());
-  for (std::size_t h = 0; h < hs.size(); ++h) {
-    z[h].W_Q.setZero(hs[h].W_Q.rows(), hs[h].W_Q.cols());
-    z[h].W_K.setZero(hs[h].W_K.rows(), hs[h].W_K.cols());
-    z[h].W_V.setZero(hs[h].W_V.rows(), hs[h].W_V.cols());
-    z[h].W_O.setZero(hs[h].W_O.rows(), hs[h].W_O.cols());
+heads<S> zero_like(const heads<S>& heads) {
+  suptok::heads<S> z(heads.size());
+  for (std::size_t h = 0; h < heads.size(); ++h) {
+    z[h].W_Q.setZero(heads[h].W_Q.rows(), heads[h].W_Q.cols());
+    z[h].W_K.setZero(heads[h].W_K.rows(), heads[h].W_K.cols());
+    z[h].W_V.setZero(heads[h].W_V.rows(), heads[h].W_V.cols());
+    z[h].W_O.setZero(heads[h].W_O.rows(), heads[h].W_O.cols());
   }
   return z;
 }
@@ -79,12 +79,12 @@ void weights_backward(matrix<S>& dU, head<S>& dW, const matrix<S>& da, const Eig
 // Accumulates the gradients of one sequence into dU (N, p) and dW (summed over calls).
 template <class S>
 void attention_backward_accumulate(matrix<S>& dU, heads<S>& dW, const Eigen::Ref<const matrix<S>>& dMu,
-                                   const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
+                                   const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads,
                                    const attention_params& params) {
   matrix<S> dU_local = matrix<S>::Zero(U.rows(), U.cols());  // dU may alias dMu or U: written last
   head_pass<S> pass;
-  for (std::size_t h = 0; h < hs.size(); ++h) {
-    const head<S>& w = hs[h];
+  for (std::size_t h = 0; h < heads.size(); ++h) {
+    const head<S>& w = heads[h];
     head_forward<S>(pass, U, w, params);
     const matrix<S> dO = dMu * w.W_O;                          // (N, d_v)
     dW[h].W_O.noalias() += dMu.transpose() * pass.O;           // (p, d_v)
@@ -100,19 +100,19 @@ void attention_backward_accumulate(matrix<S>& dU, heads<S>& dW, const Eigen::Ref
 }  // namespace detail
 
 template <class S>
-void attention_backward(cpu, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& hs,
+void attention_backward(cpu, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& heads,
                         const attention_params& params = {}) {
-  detail::validate_attention<S>(U, hs, params);
+  detail::validate_attention<S>(U, heads, params);
   detail::validate_upstream<S>(dMu, U, "dMu");
-  grads.dW = detail::zero_like(hs);
-  detail::attention_backward_accumulate<S>(grads.dU, grads.dW, dMu, U, hs, params);
+  grads.dW = detail::zero_like(heads);
+  detail::attention_backward_accumulate<S>(grads.dU, grads.dW, dMu, U, heads, params);
 }
 
 template <class S>
-attention_gradients<S> attention_backward(const_ref<S> dMu, const_ref<S> U, const heads<S>& hs,
+attention_gradients<S> attention_backward(const_ref<S> dMu, const_ref<S> U, const heads<S>& heads,
                                           const attention_params& params = {}) {
   attention_gradients<S> grads;
-  attention_backward<S>(cpu{}, grads, dMu, U, hs, params);
+  attention_backward<S>(cpu{}, grads, dMu, U, heads, params);
   return grads;
 }
 
@@ -120,13 +120,13 @@ attention_gradients<S> attention_backward(const_ref<S> dMu, const_ref<S> U, cons
 template <class S>
 attention_batch_gradients<S> attention_backward_batch(std::type_identity_t<std::span<const matrix<S>>> dMus,
                                                       std::type_identity_t<std::span<const matrix<S>>> Us,
-                                                      const heads<S>& hs, const attention_params& params = {}) {
-  detail::validate_backward_batch<S>(dMus, Us, hs, params);
+                                                      const heads<S>& heads, const attention_params& params = {}) {
+  detail::validate_backward_batch<S>(dMus, Us, heads, params);
   attention_batch_gradients<S> grads;
   grads.dU.resize(Us.size());
-  grads.dW = detail::zero_like(hs);
+  grads.dW = detail::zero_like(heads);
   for (std::size_t b = 0; b < Us.size(); ++b)
-    detail::attention_backward_accumulate<S>(grads.dU[b], grads.dW, dMus[b], Us[b], hs, params);
+    detail::attention_backward_accumulate<S>(grads.dU[b], grads.dW, dMus[b], Us[b], heads, params);
   return grads;
 }
 

@@ -81,16 +81,16 @@ void head_forward(head_pass<S>& pass, const Eigen::Ref<const matrix<S>>& U, cons
 
 // The forward on validated arguments.
 template <class S>
-void attention_forward_unchecked(attention_output<S>& out, const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
+void attention_forward_unchecked(attention_output<S>& out, const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads,
                                  const attention_params& params, bool keep_weights) {
-  const std::size_t H = hs.size();
+  const std::size_t H = heads.size();
   matrix<S> mu = matrix<S>::Zero(U.rows(), U.cols());  // out.mu may alias U: written last
   out.lse.resize(H);
   out.weights.resize(keep_weights ? H : 0);
   head_pass<S> pass;
   for (std::size_t h = 0; h < H; ++h) {
-    head_forward<S>(pass, U, hs[h], params);
-    mu.noalias() += pass.O * hs[h].W_O.transpose();  // (N, d_v) (d_v, p)
+    head_forward<S>(pass, U, heads[h], params);
+    mu.noalias() += pass.O * heads[h].W_O.transpose();  // (N, d_v) (d_v, p)
     out.lse[h] = pass.lse;
     if (keep_weights) out.weights[h] = pass.a;
   }
@@ -101,17 +101,17 @@ void attention_forward_unchecked(attention_output<S>& out, const Eigen::Ref<cons
 
 // Reference forward into `out` (resized as needed). keep_weights fills out.weights.
 template <class S>
-void attention_forward(cpu, attention_output<S>& out, const_ref<S> U, const heads<S>& hs,
+void attention_forward(cpu, attention_output<S>& out, const_ref<S> U, const heads<S>& heads,
                        const attention_params& params = {}, bool keep_weights = false) {
-  detail::validate_attention<S>(U, hs, params);
-  detail::attention_forward_unchecked<S>(out, U, hs, params, keep_weights);
+  detail::validate_attention<S>(U, heads, params);
+  detail::attention_forward_unchecked<S>(out, U, heads, params, keep_weights);
 }
 
 template <class S>
-attention_output<S> attention_forward(const_ref<S> U, const heads<S>& hs, const attention_params& params = {},
+attention_output<S> attention_forward(const_ref<S> U, const heads<S>& heads, const attention_params& params = {},
                                       bool keep_weights = false) {
   attention_output<S> out;
-  attention_forward<S>(cpu{}, out, U, hs, params, keep_weights);
+  attention_forward<S>(cpu{}, out, U, heads, params, keep_weights);
   return out;
 }
 
@@ -119,12 +119,12 @@ attention_output<S> attention_forward(const_ref<S> U, const heads<S>& hs, const 
 // All sequences are validated before any is computed.
 template <class S>
 std::vector<attention_output<S>> attention_forward_batch(std::type_identity_t<std::span<const matrix<S>>> Us,
-                                                         const heads<S>& hs, const attention_params& params = {},
+                                                         const heads<S>& heads, const attention_params& params = {},
                                                          bool keep_weights = false) {
-  detail::validate_batch<S>(Us, hs, params);
+  detail::validate_batch<S>(Us, heads, params);
   std::vector<attention_output<S>> outs(Us.size());
   for (std::size_t b = 0; b < Us.size(); ++b)
-    detail::attention_forward_unchecked<S>(outs[b], Us[b], hs, params, keep_weights);
+    detail::attention_forward_unchecked<S>(outs[b], Us[b], heads, params, keep_weights);
   return outs;
 }
 

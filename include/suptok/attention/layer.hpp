@@ -52,28 +52,28 @@ struct layer {
 
 // The layer of a plain head stack: one key/value head per query head, no biases, no rotation.
 template <class S>
-layer<S> as_layer(const heads<S>& hs) {
-  layer<S> l;
-  for (const head<S>& w : hs) {
-    l.W_Q.push_back(w.W_Q);
-    l.W_K.push_back(w.W_K);
-    l.W_V.push_back(w.W_V);
-    l.W_O.push_back(w.W_O);
+layer<S> as_layer(const heads<S>& heads) {
+  layer<S> out;
+  for (const head<S>& w : heads) {
+    out.W_Q.push_back(w.W_Q);
+    out.W_K.push_back(w.W_K);
+    out.W_V.push_back(w.W_V);
+    out.W_O.push_back(w.W_O);
   }
-  return l;
+  return out;
 }
 
 namespace detail {
 
 // A layer of the same shapes with every weight and bias set to zero (gradients accumulate into it).
 template <class S>
-layer<S> zero_like(const layer<S>& l) {
+layer<S> zero_like(const layer<S>& layer) {
   const auto zeros = [](auto list) {
     for (auto& m : list) m.setZero();
     return list;
   };
-  layer<S> z{zeros(l.W_Q), zeros(l.W_K), zeros(l.W_V), zeros(l.W_O),
-             zeros(l.b_Q), zeros(l.b_K), zeros(l.b_V), l.b_O, l.rope_theta};
+  suptok::layer<S> z{zeros(layer.W_Q), zeros(layer.W_K), zeros(layer.W_V), zeros(layer.W_O),
+             zeros(layer.b_Q), zeros(layer.b_K), zeros(layer.b_V), layer.b_O, layer.rope_theta};
   z.b_O.setZero();
   return z;
 }
@@ -130,48 +130,50 @@ void validate_bias_list(const std::vector<vector<S>>& b, const std::vector<matri
 // Validates a layer for embeddings of dimension p: head counts, shapes, biases, finiteness and the
 // rotary base.
 template <class S>
-void validate_layer_weights(const layer<S>& l, index p) {
-  require(!l.W_Q.empty(), "layer.W_Q", "at least one query head is required");
-  require(!l.W_K.empty() && l.W_Q.size() % l.W_K.size() == 0, "layer.W_K",
-          "the number of key/value heads must divide the number of query heads (", l.W_Q.size(), "), got ",
-          l.W_K.size());
-  require(l.W_V.size() == l.W_K.size(), "layer.W_V", "expected ", l.W_K.size(), " value heads (one per key head), got ",
-          l.W_V.size());
-  require(l.W_O.size() == l.W_Q.size(), "layer.W_O", "expected ", l.W_Q.size(),
-          " output blocks (one per query head), got ", l.W_O.size());
-  require(std::isfinite(l.rope_theta) && l.rope_theta >= 0, "layer.rope_theta",
-          "must be finite and >= 0 (0: no rotary embedding), got ", l.rope_theta);
-  for (std::size_t g = 0; g < l.W_K.size(); ++g) {
-    const index d_k = l.W_K[g].rows(), d_v = l.W_V[g].rows();
+void validate_layer_weights(const layer<S>& layer, index p) {
+  require(!layer.W_Q.empty(), "layer.W_Q", "at least one query head is required");
+  require(!layer.W_K.empty() && layer.W_Q.size() % layer.W_K.size() == 0, "layer.W_K",
+          "the number of key/value heads must divide the number of query heads (", layer.W_Q.size(), "), got ",
+          layer.W_K.size());
+  require(layer.W_V.size() == layer.W_K.size(), "layer.W_V", "expected ", layer.W_K.size(),
+          " value heads (one per key head), got ", layer.W_V.size());
+  require(layer.W_O.size() == layer.W_Q.size(), "layer.W_O", "expected ", layer.W_Q.size(),
+          " output blocks (one per query head), got ", layer.W_O.size());
+  require(std::isfinite(layer.rope_theta) && layer.rope_theta >= 0, "layer.rope_theta",
+          "must be finite and >= 0 (0: no rotary embedding), got ", layer.rope_theta);
+  for (std::size_t g = 0; g < layer.W_K.size(); ++g) {
+    const index d_k = layer.W_K[g].rows(), d_v = layer.W_V[g].rows();
     require(d_k > 0, layer_arg("W_K", g), "d_k must be positive");
     require(d_v > 0, layer_arg("W_V", g), "d_v must be positive");
-    require(l.rope_theta == 0 || d_k % 2 == 0, layer_arg("W_K", g), "rotary embeddings need an even d_k, got ", d_k);
-    require_shape(l.W_K[g], d_k, p, layer_arg("W_K", g));
-    require_shape(l.W_V[g], d_v, p, layer_arg("W_V", g));
-    require_finite(l.W_K[g], layer_arg("W_K", g));
-    require_finite(l.W_V[g], layer_arg("W_V", g));
+    require(layer.rope_theta == 0 || d_k % 2 == 0, layer_arg("W_K", g), "rotary embeddings need an even d_k, got ",
+            d_k);
+    require_shape(layer.W_K[g], d_k, p, layer_arg("W_K", g));
+    require_shape(layer.W_V[g], d_v, p, layer_arg("W_V", g));
+    require_finite(layer.W_K[g], layer_arg("W_K", g));
+    require_finite(layer.W_V[g], layer_arg("W_V", g));
   }
-  for (std::size_t h = 0; h < l.W_Q.size(); ++h) {
-    const std::size_t g = l.group_of(h);
-    require_shape(l.W_Q[h], l.W_K[g].rows(), p, layer_arg("W_Q", h));
-    require_shape(l.W_O[h], p, l.W_V[g].rows(), layer_arg("W_O", h));
-    require_finite(l.W_Q[h], layer_arg("W_Q", h));
-    require_finite(l.W_O[h], layer_arg("W_O", h));
+  for (std::size_t h = 0; h < layer.W_Q.size(); ++h) {
+    const std::size_t g = layer.group_of(h);
+    require_shape(layer.W_Q[h], layer.W_K[g].rows(), p, layer_arg("W_Q", h));
+    require_shape(layer.W_O[h], p, layer.W_V[g].rows(), layer_arg("W_O", h));
+    require_finite(layer.W_Q[h], layer_arg("W_Q", h));
+    require_finite(layer.W_O[h], layer_arg("W_O", h));
   }
-  validate_bias_list(l.b_Q, l.W_Q, "b_Q");
-  validate_bias_list(l.b_K, l.W_K, "b_K");
-  validate_bias_list(l.b_V, l.W_V, "b_V");
-  require(l.b_O.size() == 0 || l.b_O.size() == p, "layer.b_O", "expected no bias or ", p, " entries, got ",
-          l.b_O.size());
-  require_finite(l.b_O, "layer.b_O");
+  validate_bias_list(layer.b_Q, layer.W_Q, "b_Q");
+  validate_bias_list(layer.b_K, layer.W_K, "b_K");
+  validate_bias_list(layer.b_V, layer.W_V, "b_V");
+  require(layer.b_O.size() == 0 || layer.b_O.size() == p, "layer.b_O", "expected no bias or ", p, " entries, got ",
+          layer.b_O.size());
+  require_finite(layer.b_O, "layer.b_O");
 }
 
 template <class S>
-void validate_layer_attention(const Eigen::Ref<const matrix<S>>& U, const layer<S>& l, const attention_params& params,
-                              const std::string& u_name = "U") {
-  validate_params(params);
+void validate_layer_attention(const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
+                              const attention_params& params, const std::string& u_name = "U",
+                              const std::string& params_name = "params") {
+  validate_params(params, params_name);
   validate_sequence<S>(U, u_name);
-  validate_layer_weights(l, U.cols());
+  validate_layer_weights(layer, U.cols());
 }
 
 }  // namespace detail

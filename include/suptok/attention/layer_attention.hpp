@@ -38,9 +38,9 @@ struct layer_head_pass : head_pass<S> {
 };
 
 template <class S>
-S layer_temperature(const layer<S>& l, std::size_t h, const attention_params& params) {
+S layer_temperature(const layer<S>& layer, std::size_t h, const attention_params& params) {
   using std::sqrt;
-  return params.temperature == 0 ? sqrt(S(l.W_Q[h].rows())) : S(params.temperature);
+  return params.temperature == 0 ? sqrt(S(layer.W_Q[h].rows())) : S(params.temperature);
 }
 
 // Y = X W^T + 1 b^T (N, rows of W); b may be absent (empty list).
@@ -53,35 +53,35 @@ matrix<S> affine_rows(const Eigen::Ref<const matrix<S>>& X, const matrix<S>& W, 
 }
 
 template <class S>
-void layer_head_forward(layer_head_pass<S>& pass, const Eigen::Ref<const matrix<S>>& U, const layer<S>& l,
+void layer_head_forward(layer_head_pass<S>& pass, const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
                         std::size_t h, const attention_params& params) {
-  const std::size_t g = l.group_of(h);
-  pass.tau = layer_temperature(l, h, params);
-  pass.Qp = affine_rows<S>(U, l.W_Q[h], l.b_Q, h);  // (N, d_k)
+  const std::size_t g = layer.group_of(h);
+  pass.tau = layer_temperature(layer, h, params);
+  pass.Qp = affine_rows<S>(U, layer.W_Q[h], layer.b_Q, h);  // (N, d_k)
   pass.Q = pass.Qp;
-  rotate_rows(pass.Q, l.rope_theta);
-  pass.K = affine_rows<S>(U, l.W_K[g], l.b_K, g);  // (N, d_k)
-  rotate_rows(pass.K, l.rope_theta);
-  pass.Vv = affine_rows<S>(U, l.W_V[g], l.b_V, g);  // (N, d_v)
+  rotate_rows(pass.Q, layer.rope_theta);
+  pass.K = affine_rows<S>(U, layer.W_K[g], layer.b_K, g);  // (N, d_k)
+  rotate_rows(pass.K, layer.rope_theta);
+  pass.Vv = affine_rows<S>(U, layer.W_V[g], layer.b_V, g);  // (N, d_v)
   masked_softmax<S>(pass, params.causal_mask);
   pass.O.noalias() = pass.a * pass.Vv;  // (N, d_v)
 }
 
 template <class S>
-void layer_forward_unchecked(attention_output<S>& out, const Eigen::Ref<const matrix<S>>& U, const layer<S>& l,
+void layer_forward_unchecked(attention_output<S>& out, const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
                              const attention_params& params, bool keep_weights) {
-  const std::size_t H = l.W_Q.size();
+  const std::size_t H = layer.W_Q.size();
   matrix<S> mu = matrix<S>::Zero(U.rows(), U.cols());  // out.mu may alias U: written last
   out.lse.resize(H);
   out.weights.resize(keep_weights ? H : 0);
   layer_head_pass<S> pass;
   for (std::size_t h = 0; h < H; ++h) {
-    layer_head_forward<S>(pass, U, l, h, params);
-    mu.noalias() += pass.O * l.W_O[h].transpose();  // (N, d_v) (d_v, p)
+    layer_head_forward<S>(pass, U, layer, h, params);
+    mu.noalias() += pass.O * layer.W_O[h].transpose();  // (N, d_v) (d_v, p)
     out.lse[h] = pass.lse;
     if (keep_weights) out.weights[h] = pass.a;
   }
-  if (l.b_O.size() > 0) mu.rowwise() += l.b_O.transpose();
+  if (layer.b_O.size() > 0) mu.rowwise() += layer.b_O.transpose();
   out.mu = std::move(mu);
 }
 
@@ -98,38 +98,38 @@ void affine_rows_backward(matrix<S>& dW, std::vector<vector<S>>& db, std::size_t
 // the gradients of W_Q[h], b_Q[h], W_K[g], b_K[g] to dW and dQ' W_Q + dK' W_K to dU (N, p).
 template <class S>
 void layer_weights_backward(matrix<S>& dU, layer<S>& dW, const matrix<S>& da, const Eigen::Ref<const matrix<S>>& U,
-                            const layer<S>& l, std::size_t h, const layer_head_pass<S>& pass,
+                            const layer<S>& layer, std::size_t h, const layer_head_pass<S>& pass,
                             const matrix<S>& dK_more = {}, const matrix<S>& dQp_more = {}) {
-  const std::size_t g = l.group_of(h);
+  const std::size_t g = layer.group_of(h);
   const vector<S> row_dot = pass.a.cwiseProduct(da).rowwise().sum();  // (N): sum_r a_tr da_tr
   const matrix<S> dl = pass.a.cwiseProduct(da.colwise() - row_dot);   // (N, N)
   matrix<S> dQ = (dl * pass.K) / pass.tau;                            // (N, d_k)
   matrix<S> dK = (dl.transpose() * pass.Q) / pass.tau;                // (N, d_k)
   if (dK_more.size() > 0) dK += dK_more;
-  rotate_rows(dQ, l.rope_theta, -1);  // dQ'
-  rotate_rows(dK, l.rope_theta, -1);  // dK'
+  rotate_rows(dQ, layer.rope_theta, -1);  // dQ'
+  rotate_rows(dK, layer.rope_theta, -1);  // dK'
   if (dQp_more.size() > 0) dQ += dQp_more;
   affine_rows_backward<S>(dW.W_Q[h], dW.b_Q, h, dQ, U);
   affine_rows_backward<S>(dW.W_K[g], dW.b_K, g, dK, U);
-  dU.noalias() += dQ * l.W_Q[h] + dK * l.W_K[g];  // (N, p)
+  dU.noalias() += dQ * layer.W_Q[h] + dK * layer.W_K[g];  // (N, p)
 }
 
 template <class S>
 layer_gradients<S> layer_backward_unchecked(const Eigen::Ref<const matrix<S>>& dMu,
-                                            const Eigen::Ref<const matrix<S>>& U, const layer<S>& l,
+                                            const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
                                             const attention_params& params) {
-  layer_gradients<S> g{matrix<S>::Zero(U.rows(), U.cols()), zero_like(l)};
+  layer_gradients<S> g{matrix<S>::Zero(U.rows(), U.cols()), zero_like(layer)};
   layer_head_pass<S> pass;
-  for (std::size_t h = 0; h < l.W_Q.size(); ++h) {
-    const std::size_t kv = l.group_of(h);
-    layer_head_forward<S>(pass, U, l, h, params);
-    const matrix<S> dO = dMu * l.W_O[h];               // (N, d_v)
+  for (std::size_t h = 0; h < layer.W_Q.size(); ++h) {
+    const std::size_t kv = layer.group_of(h);
+    layer_head_forward<S>(pass, U, layer, h, params);
+    const matrix<S> dO = dMu * layer.W_O[h];               // (N, d_v)
     g.dW.W_O[h].noalias() += dMu.transpose() * pass.O;  // (p, d_v)
     const matrix<S> dVv = pass.a.transpose() * dO;      // (N, d_v)
     const matrix<S> da = dO * pass.Vv.transpose();      // (N, N)
     affine_rows_backward<S>(g.dW.W_V[kv], g.dW.b_V, kv, dVv, U);
-    g.dU.noalias() += dVv * l.W_V[kv];  // (N, p)
-    layer_weights_backward<S>(g.dU, g.dW, da, U, l, h, pass);
+    g.dU.noalias() += dVv * layer.W_V[kv];  // (N, p)
+    layer_weights_backward<S>(g.dU, g.dW, da, U, layer, h, pass);
   }
   if (g.dW.b_O.size() > 0) g.dW.b_O = dMu.colwise().sum().transpose();
   return g;
@@ -139,21 +139,21 @@ layer_gradients<S> layer_backward_unchecked(const Eigen::Ref<const matrix<S>>& d
 
 // mu (N, p) and the per-head log-sum-exp (and weights when asked) of one layer on U (N, p).
 template <class S>
-attention_output<S> attention_forward(const_ref<S> U, const layer<S>& l, const attention_params& params = {},
+attention_output<S> attention_forward(const_ref<S> U, const layer<S>& layer, const attention_params& params = {},
                                       bool keep_weights = false) {
-  detail::validate_layer_attention<S>(U, l, params);
+  detail::validate_layer_attention<S>(U, layer, params);
   attention_output<S> out;
-  detail::layer_forward_unchecked<S>(out, U, l, params, keep_weights);
+  detail::layer_forward_unchecked<S>(out, U, layer, params, keep_weights);
   return out;
 }
 
 // dL/dU and dL/d(every weight and bias of the layer) from dMu = dL/dmu (N, p).
 template <class S>
-layer_gradients<S> attention_backward(const_ref<S> dMu, const_ref<S> U, const layer<S>& l,
+layer_gradients<S> attention_backward(const_ref<S> dMu, const_ref<S> U, const layer<S>& layer,
                                       const attention_params& params = {}) {
-  detail::validate_layer_attention<S>(U, l, params);
+  detail::validate_layer_attention<S>(U, layer, params);
   detail::validate_upstream<S>(dMu, U, "dMu");
-  return detail::layer_backward_unchecked<S>(dMu, U, l, params);
+  return detail::layer_backward_unchecked<S>(dMu, U, layer, params);
 }
 
 }  // namespace suptok

@@ -71,10 +71,10 @@ inline std::string head_arg(std::size_t h, const char* field) {
 
 // Validates a head stack for embeddings of dimension p: shapes, finiteness, at least one head.
 template <class S>
-void validate_heads(const heads<S>& hs, index p) {
-  require(!hs.empty(), "heads", "at least one head is required");
-  for (std::size_t h = 0; h < hs.size(); ++h) {
-    const head<S>& w = hs[h];
+void validate_heads(const heads<S>& heads, index p) {
+  require(!heads.empty(), "heads", "at least one head is required");
+  for (std::size_t h = 0; h < heads.size(); ++h) {
+    const head<S>& w = heads[h];
     require(w.W_Q.rows() > 0, head_arg(h, "W_Q"), "d_k must be positive, got ", w.W_Q.rows(), " rows");
     require(w.W_V.rows() > 0, head_arg(h, "W_V"), "d_v must be positive, got ", w.W_V.rows(), " rows");
     require_shape(w.W_Q, w.W_Q.rows(), p, head_arg(h, "W_Q"));
@@ -88,10 +88,11 @@ void validate_heads(const heads<S>& hs, index p) {
   }
 }
 
-inline void validate_params(const attention_params& params) {
-  require(params.causal_mask == mask::strict || params.causal_mask == mask::inclusive, "params.causal_mask",
+// `name`: the argument's name in messages ("params"; "attention" where barrier parameters come too).
+inline void validate_params(const attention_params& params, const std::string& name = "params") {
+  require(params.causal_mask == mask::strict || params.causal_mask == mask::inclusive, name + ".causal_mask",
           "unknown mask value");
-  require(std::isfinite(params.temperature) && params.temperature >= 0, "params.temperature",
+  require(std::isfinite(params.temperature) && params.temperature >= 0, name + ".temperature",
           "must be finite and positive (or 0 for sqrt(d_k)), got ", params.temperature);
 }
 
@@ -104,27 +105,28 @@ void validate_sequence(const Eigen::Ref<const matrix<S>>& U, const std::string& 
 }
 
 template <class S>
-void validate_attention(const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs, const attention_params& params,
-                        const std::string& u_name = "U") {
-  validate_params(params);
+void validate_attention(const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads, const attention_params& params,
+                        const std::string& u_name = "U", const std::string& params_name = "params") {
+  validate_params(params, params_name);
   validate_sequence<S>(U, u_name);
-  validate_heads(hs, U.cols());
+  validate_heads(heads, U.cols());
 }
 
 // Validates a batch of sequences: non-empty, each one as validate_attention with name "Us[b]".
 // The sequences are checked before the heads, so that an invalid Us[0] (e.g. p = 0) is reported
 // as such rather than as a head shape mismatch.
 template <class S>
-void validate_batch(std::span<const matrix<S>> Us, const heads<S>& hs, const attention_params& params) {
+void validate_batch(std::span<const matrix<S>> Us, const heads<S>& heads, const attention_params& params,
+                    const std::string& params_name = "params") {
   require(!Us.empty(), "Us", "empty batch");
-  validate_params(params);
+  validate_params(params, params_name);
   for (std::size_t b = 0; b < Us.size(); ++b) {
     const std::string name = "Us[" + std::to_string(b) + "]";
     validate_sequence<S>(Us[b], name);
     require(Us[b].cols() == Us[0].cols(), name, "embedding dimension ", Us[b].cols(), " differs from Us[0]'s ",
             Us[0].cols());
   }
-  validate_heads(hs, Us[0].cols());
+  validate_heads(heads, Us[0].cols());
 }
 
 }  // namespace detail

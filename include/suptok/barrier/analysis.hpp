@@ -93,17 +93,18 @@ struct analysis {
 // general form adds 2 p^2 d_v per head and an LU of size p, the projected form 2 d_v d_k d_v' per
 // pair of heads and an LU of size n = sum_h d_v.
 template <class S>
-jacobian_form choose_form(index N, const layer<S>& l) {
-  const double p = static_cast<double>(l.p()), pairs = 0.5 * static_cast<double>(N) * static_cast<double>(N);
+jacobian_form choose_form(index N, const layer<S>& layer) {
+  const double p = static_cast<double>(layer.p()), pairs = 0.5 * static_cast<double>(N) * static_cast<double>(N);
   double general = 2.0 / 3.0 * p * p * p * static_cast<double>(N), projected = 0, n = 0;
-  for (std::size_t h = 0; h < l.W_Q.size(); ++h) {
-    const double d_k = static_cast<double>(l.W_Q[h].rows()), d_v = static_cast<double>(l.W_O[h].cols());
+  for (std::size_t h = 0; h < layer.W_Q.size(); ++h) {
+    const double d_k = static_cast<double>(layer.W_Q[h].rows()), d_v = static_cast<double>(layer.W_O[h].cols());
     general += pairs * 2 * p * (d_k + p) + static_cast<double>(N) * 2 * p * p * d_v;
     projected += pairs * 2 * d_v * d_k;
     n += d_v;
   }
-  for (std::size_t h = 0; h < l.W_Q.size(); ++h)
-    projected += static_cast<double>(N) * 2 * static_cast<double>(l.W_Q[h].rows()) * static_cast<double>(l.W_O[h].cols()) * n;
+  for (std::size_t h = 0; h < layer.W_Q.size(); ++h)
+    projected += static_cast<double>(N) * 2 * static_cast<double>(layer.W_Q[h].rows()) *
+                 static_cast<double>(layer.W_O[h].cols()) * n;
   projected += 2.0 / 3.0 * n * n * n * static_cast<double>(N);
   return projected < general ? jacobian_form::projected : jacobian_form::general;
 }
@@ -111,8 +112,8 @@ jacobian_form choose_form(index N, const layer<S>& l) {
 namespace detail {
 
 inline void validate_analysis(const analysis_options& o) {
-  validate_params(o.attention);
-  validate_barrier(o.barrier);
+  validate_params(o.attention, "options.attention");
+  validate_barrier(o.barrier, "options.barrier");
   require(o.form == jacobian_form::automatic || o.form == jacobian_form::general ||
               o.form == jacobian_form::projected,
           "options.form", "unknown form");
@@ -149,9 +150,9 @@ extreme_singular_values<S> singular_values_of(index n, int sign, const analysis_
 
 template <class S>
 token_analysis<S> token_row(index t, const signed_log_det<S>& ld, const extreme_singular_values<S>& sv,
-                            const barrier_params& bp) {
+                            const barrier_params& barrier) {
   const S inf = S(std::numeric_limits<double>::infinity());
-  return {t, ld.sign, ld.log_abs, barrier_from_log_det(ld, bp), S(ld.sign) * sv.min, sv.min,
+  return {t, ld.sign, ld.log_abs, barrier_from_log_det(ld, barrier), S(ld.sign) * sv.min, sv.min,
           sv.min > S(0) ? sv.max / sv.min : inf, false};
 }
 
@@ -182,10 +183,10 @@ void finish_analysis(analysis<S>& r, const analysis_options& o) {
 }
 
 template <class S>
-void analyse_general(analysis<S>& r, const Eigen::Ref<const matrix<S>>& U, const layer<S>& l,
+void analyse_general(analysis<S>& r, const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
                      const analysis_options& o) {
   const index p = U.cols();
-  for_each_jacobian_block<S>(U, l, o.attention, [&](index t, const matrix<S>& J) {
+  for_each_jacobian_block<S>(U, layer, o.attention, [&](index t, const matrix<S>& J) {
     const Eigen::PartialPivLU<matrix<S>> lu(J);
     const signed_log_det<S> ld = log_det<S>(lu);
     const auto sv = singular_values_of<S>(
@@ -198,12 +199,12 @@ void analyse_general(analysis<S>& r, const Eigen::Ref<const matrix<S>>& U, const
 }
 
 template <class S>
-void analyse_projected(analysis<S>& r, const Eigen::Ref<const matrix<S>>& U, const layer<S>& l,
+void analyse_projected(analysis<S>& r, const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
                        const analysis_options& o) {
   const index p = U.cols();
-  const projected_products<S> pp = projected_products_of(l, o.attention, p);
+  const projected_products<S> pp = projected_products_of(layer, o.attention, p);
   const matrix<S>& W = pp.W;  // (p, n)
-  for_each_projected_block<S>(U, l, o.attention, pp, true, [&](index t, const matrix<S>& K, const matrix<S>& Y) {
+  for_each_projected_block<S>(U, layer, o.attention, pp, true, [&](index t, const matrix<S>& K, const matrix<S>& Y) {
     const Eigen::PartialPivLU<matrix<S>> lu(matrix<S>::Identity(K.rows(), K.cols()) - K);  // I - K_t
     const signed_log_det<S> ld = log_det<S>(lu);
     const auto sv = singular_values_of<S>(
@@ -226,9 +227,9 @@ void analyse_projected(analysis<S>& r, const Eigen::Ref<const matrix<S>>& U, con
 
 // The per-token table and totals of one layer on one sequence U (N, p).
 template <class S>
-analysis<S> analyse(const_ref<S> U, const layer<S>& l, const analysis_options& options = {}) {
+analysis<S> analyse(const_ref<S> U, const layer<S>& layer, const analysis_options& options = {}) {
   detail::validate_analysis(options);
-  detail::validate_layer_attention<S>(U, l, options.attention);
+  detail::validate_layer_attention<S>(U, layer, options.attention, "U", "options.attention");
   const support_rule& rule = options.support;
   const index N = U.rows();
   detail::require(rule.rule != support_rule::kind::smallest || rule.k >= 0, "options.support.k",
@@ -240,20 +241,20 @@ analysis<S> analyse(const_ref<S> U, const layer<S>& l, const analysis_options& o
                   "options.support.q", "must lie in (0, 1], got ", rule.q);
   analysis<S> r;
   r.tokens.reserve(static_cast<std::size_t>(N));
-  r.form = options.form == jacobian_form::automatic ? choose_form(N, l) : options.form;
+  r.form = options.form == jacobian_form::automatic ? choose_form(N, layer) : options.form;
   if (r.form == jacobian_form::projected)
-    detail::analyse_projected<S>(r, U, l, options);
+    detail::analyse_projected<S>(r, U, layer, options);
   else
-    detail::analyse_general<S>(r, U, l, options);
+    detail::analyse_general<S>(r, U, layer, options);
   detail::finish_analysis<S>(r, options);
   return r;
 }
 
 // The same for a plain head stack.
 template <class S>
-analysis<S> analyse(const_ref<S> U, const heads<S>& hs, const analysis_options& options = {}) {
-  detail::validate_attention<S>(U, hs, options.attention);
-  return analyse<S>(U, as_layer(hs), options);
+analysis<S> analyse(const_ref<S> U, const heads<S>& heads, const analysis_options& options = {}) {
+  detail::validate_attention<S>(U, heads, options.attention, "U", "options.attention");
+  return analyse<S>(U, as_layer(heads), options);
 }
 
 }  // namespace suptok

@@ -58,10 +58,10 @@ matrix<S> cofactor(const Eigen::Ref<const matrix<S>>& J) {
 
 // b = f(det J) for one block (p, p).
 template <class S>
-S barrier_block(const Eigen::Ref<const matrix<S>>& J, const barrier_params& bp) {
-  detail::validate_barrier(bp);
+S barrier_block(const Eigen::Ref<const matrix<S>>& J, const barrier_params& barrier) {
+  detail::validate_barrier(barrier);
   detail::validate_block<S>(J, "J");
-  return barrier_from_log_det(log_det<S>(J), bp);
+  return barrier_from_log_det(log_det<S>(J), barrier);
 }
 
 namespace detail {
@@ -69,27 +69,27 @@ namespace detail {
 // db/dJ on validated arguments. `where` names the token in the error of the exact policy.
 template <class S>
 matrix<S> barrier_block_backward_unchecked(const Eigen::Ref<const matrix<S>>& J, const signed_log_det<S>& ld,
-                                           const barrier_params& bp, const std::string& argument,
+                                           const barrier_params& barrier, const std::string& argument,
                                            const std::string& where) {
   const index p = J.rows();
-  if (on_log_branch(ld, bp)) {
+  if (on_log_branch(ld, barrier)) {
     const Eigen::PartialPivLU<matrix<S>> lu(J);
     return -lu.inverse().transpose();  // (p, p)  -J^{-T}
   }
-  require(bp.policy != extension::exact, argument, where,
+  require(barrier.policy != extension::exact, argument, where,
           " is infeasible (det J <= 0): the exact barrier is +inf there and has no gradient");
-  if (bp.policy == extension::clamp) return matrix<S>::Zero(p, p);
-  return cofactor<S>(J) / S(-bp.z0);  // (p, p)  f'(z) cof(J), f' = -1/z0
+  if (barrier.policy == extension::clamp) return matrix<S>::Zero(p, p);
+  return cofactor<S>(J) / S(-barrier.z0);  // (p, p)  f'(z) cof(J), f' = -1/z0
 }
 
 }  // namespace detail
 
 // db/dJ (p, p) for one block. Throws under the exact policy when det J <= 0.
 template <class S>
-matrix<S> barrier_block_backward(const Eigen::Ref<const matrix<S>>& J, const barrier_params& bp) {
-  detail::validate_barrier(bp);
+matrix<S> barrier_block_backward(const Eigen::Ref<const matrix<S>>& J, const barrier_params& barrier) {
+  detail::validate_barrier(barrier);
   detail::validate_block<S>(J, "J");
-  return detail::barrier_block_backward_unchecked<S>(J, log_det<S>(J), bp, "J", "the block");
+  return detail::barrier_block_backward_unchecked<S>(J, log_det<S>(J), barrier, "J", "the block");
 }
 
 }  // namespace suptok

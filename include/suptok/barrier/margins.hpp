@@ -15,11 +15,11 @@
 // Eigenvalues: only their real parts are needed, so they are read from the real Schur form
 // T = Q^T J Q (Eigen::RealSchur, the first stage of Eigen::EigenSolver, real arithmetic only): a
 // 1x1 diagonal block is a real eigenvalue, a 2x2 block [[a, b], [c, d]] a complex pair with real
-// part (a + d) / 2 (Eigen splits real pairs; a 2x2 block with real eigenvalues is still handled). EigenSolver itself also compiles and runs for float50 (checked with g++ 12),
-// but goes through std::complex<Scalar>, which the C++ standard leaves unspecified for
-// non-arithmetic types; the Schur form avoids that dependence.
-// This works for every real Scalar (float, double, long double, float50).
-// Trivial tokens (strict mask, t < 2: J = I) report det 1, margins 1, kappa 1, eig_margin 1.
+// part (a + d) / 2 (Eigen splits real pairs; a 2x2 block with real eigenvalues is still handled). EigenSolver itself
+// also compiles and runs for float50 (checked with g++ 12), but goes through std::complex<Scalar>, which the C++
+// standard leaves unspecified for non-arithmetic types; the Schur form avoids that dependence. This works for every
+// real Scalar (float, double, long double, float50). Trivial tokens (strict mask, t < 2: J = I) report det 1, margins
+// 1, kappa 1, eig_margin 1.
 #pragma once
 
 #include <limits>
@@ -55,7 +55,9 @@ token_margin<S> block_margin_unchecked(const Eigen::Ref<const matrix<S>>& J) {
   const signed_log_det<S> ld = log_det<S>(J);
   const vector<S> s = Eigen::JacobiSVD<dense>(dense(J)).singularValues();  // (p), decreasing
   const S inf = S(std::numeric_limits<double>::infinity());
-  token_margin<S> m{ld.value(), ld.sign, ld.log_abs, s(p - 1), S(ld.sign) * s(p - 1), s(0), s(p - 1) == S(0) ? inf : s(0) / s(p - 1), inf};
+  token_margin<S> m{
+      ld.value(), ld.sign, ld.log_abs, s(p - 1), S(ld.sign) * s(p - 1), s(0), s(p - 1) == S(0) ? inf : s(0) / s(p - 1),
+      inf};
   const dense T = Eigen::RealSchur<dense>(dense(J), /*computeU=*/false).matrixT();  // (p, p)
   for (index i = 0; i < p;) {
     if (i + 1 < p && T(i + 1, i) != S(0)) {  // 2x2 block: eigenvalues mean +- sqrt(disc)
@@ -83,8 +85,8 @@ token_margin<S> block_margin(const Eigen::Ref<const matrix<S>>& J) {
 
 // The margins of every token t = 0..N-1 of U (N, p).
 template <class S>
-std::vector<token_margin<S>> token_margins(const_ref<S> U, const heads<S>& hs, const attention_params& ap = {}) {
-  const std::vector<matrix<S>> J = jacobian_blocks<S>(U, hs, ap);  // validates U, hs, ap
+std::vector<token_margin<S>> token_margins(const_ref<S> U, const heads<S>& heads, const attention_params& params = {}) {
+  const std::vector<matrix<S>> J = jacobian_blocks<S>(U, heads, params);  // validates U, heads, params
   std::vector<token_margin<S>> r;
   r.reserve(J.size());
   for (const matrix<S>& J_t : J) r.push_back(detail::block_margin_unchecked<S>(J_t));

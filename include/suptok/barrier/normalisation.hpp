@@ -55,14 +55,14 @@ struct normalisation_report {
 
 namespace detail {
 
-inline void validate_p1(const Eigen::Ref<const matrix<double>>& past, const heads<double>& hs,
-                        const attention_params& ap) {
-  validate_params(ap);
-  require(ap.causal_mask == mask::strict, "params.causal_mask",
+inline void validate_p1(const Eigen::Ref<const matrix<double>>& past, const heads<double>& heads,
+                        const attention_params& params) {
+  validate_params(params);
+  require(params.causal_mask == mask::strict, "params.causal_mask",
           "the normalisation integral is defined for the strict mask (bounded mu) only");
   validate_sequence<double>(past, "past");
   require(past.cols() == 1, "past", "p = 1 expected, got ", past.cols(), " columns");
-  validate_heads(hs, 1);
+  validate_heads(heads, 1);
 }
 
 // The sequence (past; u), (n + 1, 1).
@@ -76,34 +76,38 @@ inline matrix<double> with_token(const Eigen::Ref<const matrix<double>>& past, d
 }  // namespace detail
 
 // J(u) of the new token u after `past` (p = 1, strict mask).
-inline double p1_jacobian(const Eigen::Ref<const matrix<double>>& past, const heads<double>& hs, double u,
-                          const attention_params& ap = {}) {
-  detail::validate_p1(past, hs, ap);
+inline double p1_jacobian(const Eigen::Ref<const matrix<double>>& past, const heads<double>& heads, double u,
+                          const attention_params& params = {}) {
+  detail::validate_p1(past, heads, params);
   detail::require(std::isfinite(u), "u", "must be finite, got ", u);
-  return jacobian_blocks<double>(detail::with_token(past, u), hs, ap).back()(0, 0);
+  return jacobian_blocks<double>(detail::with_token(past, u), heads, params).back()(0, 0);
 }
 
 // e(u) = u - mu(u) of the new token u after `past` (p = 1, strict mask).
-inline double p1_residual(const Eigen::Ref<const matrix<double>>& past, const heads<double>& hs, double u,
-                          const attention_params& ap = {}) {
-  detail::validate_p1(past, hs, ap);
+inline double p1_residual(const Eigen::Ref<const matrix<double>>& past, const heads<double>& heads, double u,
+                          const attention_params& params = {}) {
+  detail::validate_p1(past, heads, params);
   detail::require(std::isfinite(u), "u", "must be finite, got ", u);
-  return u - attention_forward<double>(detail::with_token(past, u), hs, ap).mu(past.rows(), 0);
+  return u - attention_forward<double>(detail::with_token(past, u), heads, params).mu(past.rows(), 0);
 }
 
 // The normalisation integral of N(e(u); 0, sigma^2) |J(u)| over the real line, with the minimum
 // and the zeros of J.
-inline normalisation_report p1_normalisation(const Eigen::Ref<const matrix<double>>& past, const heads<double>& hs,
-                                             double sigma, const attention_params& ap = {},
+inline normalisation_report p1_normalisation(const Eigen::Ref<const matrix<double>>& past, const heads<double>& heads,
+                                             double sigma, const attention_params& params = {},
                                              const normalisation_options& opts = {}) {
   using boost::math::tools::brent_find_minima;
-  detail::validate_p1(past, hs, ap);
+  detail::validate_p1(past, heads, params);
   detail::require(std::isfinite(sigma) && sigma > 0, "sigma", "must be finite and > 0, got ", sigma);
   detail::require(opts.grid >= 3, "opts.grid", "at least 3 points, got ", opts.grid);
   detail::require(std::isfinite(opts.tolerance) && opts.tolerance > 0, "opts.tolerance", "must be > 0, got ",
                   opts.tolerance);
-  const auto J = [&](double u) { return jacobian_blocks<double>(detail::with_token(past, u), hs, ap).back()(0, 0); };
-  const auto e = [&](double u) { return u - attention_forward<double>(detail::with_token(past, u), hs, ap).mu(past.rows(), 0); };
+  const auto J = [&](double u) {
+    return jacobian_blocks<double>(detail::with_token(past, u), heads, params).back()(0, 0);
+  };
+  const auto e = [&](double u) {
+    return u - attention_forward<double>(detail::with_token(past, u), heads, params).mu(past.rows(), 0);
+  };
   const double norm = 1 / (sigma * std::sqrt(2 * std::numbers::pi));
   const auto density = [&](double u) {
     const double r = e(u) / sigma;
@@ -119,8 +123,8 @@ inline normalisation_report p1_normalisation(const Eigen::Ref<const matrix<doubl
     for (index r = 0; r < s; ++r)
       if (past(s, 0) != past(r, 0)) d_min = std::min(d_min, std::abs(past(s, 0) - past(r, 0)));
   }
-  for (const head<double>& w : hs) {
-    const double A = std::abs(detail::logit_matrix(w, temperature_of(w, ap))(0, 0));
+  for (const head<double>& w : heads) {
+    const double A = std::abs(detail::logit_matrix(w, temperature_of(w, params))(0, 0));
     if (A > 0) a_min = std::min(a_min, A);
     M += std::abs(detail::value_matrix(w)(0, 0)) * u_max;
   }
@@ -147,8 +151,10 @@ inline normalisation_report p1_normalisation(const Eigen::Ref<const matrix<doubl
   for (int i = 0; i < K; ++i) {
     if (y[i] < y[i_min]) i_min = i;
     if (y[i] == 0) rep.zeros.push_back(x[i]);
-    if (i + 1 < K && ((y[i] < 0 && y[i + 1] > 0) || (y[i] > 0 && y[i + 1] < 0))) rep.zeros.push_back(root(x[i], x[i + 1]));
-    if (i > 0 && i + 1 < K && y[i] > 0 && y[i] < dip && y[i] < y[i - 1] && y[i] <= y[i + 1]) {  // a dip below 0 in between?
+    if (i + 1 < K && ((y[i] < 0 && y[i + 1] > 0) || (y[i] > 0 && y[i + 1] < 0)))
+      rep.zeros.push_back(root(x[i], x[i + 1]));
+    if (i > 0 && i + 1 < K && y[i] > 0 && y[i] < dip && y[i] < y[i - 1] &&
+        y[i] <= y[i + 1]) {  // a dip below 0 in between?
       const auto m = brent_find_minima(J, x[i - 1], x[i + 1], bits);
       if (m.second < 0) rep.zeros.insert(rep.zeros.end(), {root(x[i - 1], m.first), root(m.first, x[i + 1])});
     }

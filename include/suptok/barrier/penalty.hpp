@@ -34,7 +34,7 @@ namespace suptok {
 template <class S>
 struct barrier_layer {
   const matrix<S>& U;   // (N_l, p_l)
-  const heads<S>& hs;
+  const suptok::heads<S>& heads;
 };
 
 // A penalty value with its gradients G (attention_gradients, attention_batch_gradients, or one
@@ -60,14 +60,14 @@ struct sequence_barrier {
 
 // W: a head stack (heads<S>) or a layer (layer<S>).
 template <class S, class W>
-sequence_barrier<S> sequence_barrier_forward(const Eigen::Ref<const matrix<S>>& U, const W& hs,
-                                             const barrier_params& bp, const attention_params& ap) {
-  sequence_barrier<S> r{jacobian_blocks<S>(U, hs, ap), {}, {}};
+sequence_barrier<S> sequence_barrier_forward(const Eigen::Ref<const matrix<S>>& U, const W& heads,
+                                             const barrier_params& barrier, const attention_params& attention) {
+  sequence_barrier<S> r{jacobian_blocks<S>(U, heads, attention), {}, {}};
   r.ld.reserve(r.J.size());
   r.b.reserve(r.J.size());
   for (const matrix<S>& J_t : r.J) {
     r.ld.push_back(log_det<S>(J_t));
-    r.b.push_back(barrier_from_log_det(r.ld.back(), bp));
+    r.b.push_back(barrier_from_log_det(r.ld.back(), barrier));
   }
   return r;
 }
@@ -99,17 +99,18 @@ struct gradients_for<layer<S>> {
 // The gradient of weight * sum_{counted t} b_t with respect to U and the weights W of one sequence.
 template <class S, class W>
 typename gradients_for<W>::type sequence_barrier_backward(const sequence_barrier<S>& fw, const S& weight,
-                                                          const Eigen::Ref<const matrix<S>>& U, const W& hs,
-                                                          const barrier_params& bp, const attention_params& ap,
+                                                          const Eigen::Ref<const matrix<S>>& U, const W& heads,
+                                                          const barrier_params& barrier,
+                                                          const attention_params& attention,
                                                           const std::string& argument) {
   const index p = U.cols();
   std::vector<matrix<S>> dJ(fw.J.size(), matrix<S>::Zero(p, p));
-  for (index t = first_nontrivial(ap.causal_mask); t < U.rows(); ++t) {
+  for (index t = first_nontrivial(attention.causal_mask); t < U.rows(); ++t) {
     const auto k = static_cast<std::size_t>(t);
-    dJ[k] = weight * barrier_block_backward_unchecked<S>(fw.J[k], fw.ld[k], bp, argument,
+    dJ[k] = weight * barrier_block_backward_unchecked<S>(fw.J[k], fw.ld[k], barrier, argument,
                                                         "token " + std::to_string(t) + " (0-based)");
   }
-  return jacobian_blocks_backward_unchecked<S>(dJ, U, hs, ap);
+  return jacobian_blocks_backward_unchecked<S>(dJ, U, heads, attention);
 }
 
 // Re-throws a validation error of layer l with the argument prefixed by "layers[l].".
@@ -126,88 +127,97 @@ void validate_layer(std::size_t l, F&& validate) {
 }
 
 template <class S>
-void validate_layers(const std::vector<barrier_layer<S>>& layers, const attention_params& ap) {
+void validate_layers(const std::vector<barrier_layer<S>>& layers, const attention_params& attention) {
   require(!layers.empty(), "layers", "at least one layer is required");
+  validate_params(attention, "attention");
   for (std::size_t l = 0; l < layers.size(); ++l)
-    validate_layer(l, [&] { validate_attention<S>(layers[l].U, layers[l].hs, ap); });
+    validate_layer(l, [&] {
+      validate_sequence<S>(layers[l].U, "U");
+      validate_heads(layers[l].heads, layers[l].U.cols());
+    });
 }
 
 }  // namespace detail
 
 // b_t for every token t = 0..N-1 of U (N, p) (trivial tokens included: b = f(1) there).
 template <class S>
-std::vector<S> barrier_per_token(const_ref<S> U, const heads<S>& hs, const barrier_params& bp,
-                            const attention_params& ap = {}) {
-  detail::validate_barrier(bp);
-  detail::validate_attention<S>(U, hs, ap);
-  return detail::sequence_barrier_forward<S>(U, hs, bp, ap).b;
+std::vector<S> barrier_per_token(const_ref<S> U, const heads<S>& heads, const barrier_params& barrier,
+                            const attention_params& attention = {}) {
+  detail::validate_barrier(barrier);
+  detail::validate_attention<S>(U, heads, attention, "U", "attention");
+  return detail::sequence_barrier_forward<S>(U, heads, barrier, attention).b;
 }
 
 // The penalty of one sequence: mean of b_t over its non-trivial tokens.
 template <class S>
-S barrier_penalty(const_ref<S> U, const heads<S>& hs, const barrier_params& bp, const attention_params& ap = {}) {
-  detail::validate_barrier(bp);
-  detail::validate_attention<S>(U, hs, ap);
-  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
+S barrier_penalty(const_ref<S> U, const heads<S>& heads, const barrier_params& barrier,
+                  const attention_params& attention = {}) {
+  detail::validate_barrier(barrier);
+  detail::validate_attention<S>(U, heads, attention, "U", "attention");
+  const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
   if (n == 0) return S(0);
-  return detail::counted_sum<S>(detail::sequence_barrier_forward<S>(U, hs, bp, ap).b, ap.causal_mask) / S(n);
+  return detail::counted_sum<S>(detail::sequence_barrier_forward<S>(U, heads, barrier, attention).b,
+                                attention.causal_mask) /
+         S(n);
 }
 
 // The penalty of one sequence and its gradients with respect to U and the heads.
 template <class S>
-barrier_gradients<S> barrier_penalty_backward(const_ref<S> U, const heads<S>& hs, const barrier_params& bp,
-                                              const attention_params& ap = {}) {
-  detail::validate_barrier(bp);
-  detail::validate_attention<S>(U, hs, ap);
-  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
-  if (n == 0) return {S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(hs)}};
-  const auto fw = detail::sequence_barrier_forward<S>(U, hs, bp, ap);
+barrier_gradients<S> barrier_penalty_backward(const_ref<S> U, const heads<S>& heads, const barrier_params& barrier,
+                                              const attention_params& attention = {}) {
+  detail::validate_barrier(barrier);
+  detail::validate_attention<S>(U, heads, attention, "U", "attention");
+  const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
+  if (n == 0) return {S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(heads)}};
+  const auto fw = detail::sequence_barrier_forward<S>(U, heads, barrier, attention);
   const S weight = S(1) / S(n);
-  return {detail::counted_sum<S>(fw.b, ap.causal_mask) / S(n),
-          detail::sequence_barrier_backward<S>(fw, weight, U, hs, bp, ap, "U")};
+  return {detail::counted_sum<S>(fw.b, attention.causal_mask) / S(n),
+          detail::sequence_barrier_backward<S>(fw, weight, U, heads, barrier, attention, "U")};
 }
 
 // The same three for a layer (grouped-query heads, biases, rotary embeddings; attention/layer.hpp),
 // general form. Gradients reach U and every weight and bias (those of b_V and b_O are zero).
 template <class S>
-std::vector<S> barrier_per_token(const_ref<S> U, const layer<S>& l, const barrier_params& bp,
-                                 const attention_params& ap = {}) {
-  detail::validate_barrier(bp);
-  detail::validate_layer_attention<S>(U, l, ap);
-  return detail::sequence_barrier_forward<S>(U, l, bp, ap).b;
+std::vector<S> barrier_per_token(const_ref<S> U, const layer<S>& layer, const barrier_params& barrier,
+                                 const attention_params& attention = {}) {
+  detail::validate_barrier(barrier);
+  detail::validate_layer_attention<S>(U, layer, attention, "U", "attention");
+  return detail::sequence_barrier_forward<S>(U, layer, barrier, attention).b;
 }
 
 template <class S>
-S barrier_penalty(const_ref<S> U, const layer<S>& l, const barrier_params& bp, const attention_params& ap = {}) {
-  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
-  const std::vector<S> b = barrier_per_token<S>(U, l, bp, ap);
-  return n == 0 ? S(0) : detail::counted_sum<S>(b, ap.causal_mask) / S(n);
+S barrier_penalty(const_ref<S> U, const layer<S>& layer, const barrier_params& barrier,
+                  const attention_params& attention = {}) {
+  const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
+  const std::vector<S> b = barrier_per_token<S>(U, layer, barrier, attention);
+  return n == 0 ? S(0) : detail::counted_sum<S>(b, attention.causal_mask) / S(n);
 }
 
 template <class S>
-barrier_gradients<S, layer_gradients<S>> barrier_penalty_backward(const_ref<S> U, const layer<S>& l,
-                                                                  const barrier_params& bp,
-                                                                  const attention_params& ap = {}) {
-  detail::validate_barrier(bp);
-  detail::validate_layer_attention<S>(U, l, ap);
-  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
-  if (n == 0) return {S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(l)}};
-  const auto fw = detail::sequence_barrier_forward<S>(U, l, bp, ap);
-  return {detail::counted_sum<S>(fw.b, ap.causal_mask) / S(n),
-          detail::sequence_barrier_backward<S>(fw, S(1) / S(n), U, l, bp, ap, "U")};
+barrier_gradients<S, layer_gradients<S>> barrier_penalty_backward(const_ref<S> U, const layer<S>& layer,
+                                                                  const barrier_params& barrier,
+                                                                  const attention_params& attention = {}) {
+  detail::validate_barrier(barrier);
+  detail::validate_layer_attention<S>(U, layer, attention, "U", "attention");
+  const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
+  if (n == 0) return {S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(layer)}};
+  const auto fw = detail::sequence_barrier_forward<S>(U, layer, barrier, attention);
+  return {detail::counted_sum<S>(fw.b, attention.causal_mask) / S(n),
+          detail::sequence_barrier_backward<S>(fw, S(1) / S(n), U, layer, barrier, attention, "U")};
 }
 
 // The penalty of a batch (heads shared): mean over all non-trivial tokens of all sequences.
 template <class S>
-S barrier_penalty_batch(std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs,
-                        const barrier_params& bp, const attention_params& ap = {}) {
-  detail::validate_barrier(bp);
-  detail::validate_batch<S>(Us, hs, ap);
+S barrier_penalty_batch(std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads,
+                        const barrier_params& barrier, const attention_params& attention = {}) {
+  detail::validate_barrier(barrier);
+  detail::validate_batch<S>(Us, heads, attention, "attention");
   index n = 0;
   S sum = S(0);
   for (const matrix<S>& U : Us) {
-    n += detail::counted_tokens(U.rows(), ap.causal_mask);
-    sum += detail::counted_sum<S>(detail::sequence_barrier_forward<S>(U, hs, bp, ap).b, ap.causal_mask);
+    n += detail::counted_tokens(U.rows(), attention.causal_mask);
+    sum += detail::counted_sum<S>(detail::sequence_barrier_forward<S>(U, heads, barrier, attention).b,
+                                  attention.causal_mask);
   }
   return n == 0 ? S(0) : sum / S(n);
 }
@@ -215,23 +225,23 @@ S barrier_penalty_batch(std::type_identity_t<std::span<const matrix<S>>> Us, con
 // The batch penalty and its gradients: dU per sequence, dW summed over the batch.
 template <class S>
 barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backward(
-    std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs, const barrier_params& bp,
-    const attention_params& ap = {}) {
-  detail::validate_barrier(bp);
-  detail::validate_batch<S>(Us, hs, ap);
+    std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads, const barrier_params& barrier,
+    const attention_params& attention = {}) {
+  detail::validate_barrier(barrier);
+  detail::validate_batch<S>(Us, heads, attention, "attention");
   index n = 0;
-  for (const matrix<S>& U : Us) n += detail::counted_tokens(U.rows(), ap.causal_mask);
-  barrier_gradients<S, attention_batch_gradients<S>> r{S(0), {{}, detail::zero_like(hs)}};
+  for (const matrix<S>& U : Us) n += detail::counted_tokens(U.rows(), attention.causal_mask);
+  barrier_gradients<S, attention_batch_gradients<S>> r{S(0), {{}, detail::zero_like(heads)}};
   r.grad.dU.reserve(Us.size());
   const S weight = n == 0 ? S(0) : S(1) / S(n);
   S sum = S(0);
   for (std::size_t b = 0; b < Us.size(); ++b) {
-    const auto fw = detail::sequence_barrier_forward<S>(Us[b], hs, bp, ap);
-    sum += detail::counted_sum<S>(fw.b, ap.causal_mask);
-    attention_gradients<S> g =
-        detail::sequence_barrier_backward<S>(fw, weight, Us[b], hs, bp, ap, "Us[" + std::to_string(b) + "]");
+    const auto fw = detail::sequence_barrier_forward<S>(Us[b], heads, barrier, attention);
+    sum += detail::counted_sum<S>(fw.b, attention.causal_mask);
+    attention_gradients<S> g = detail::sequence_barrier_backward<S>(fw, weight, Us[b], heads, barrier, attention,
+                                                                    "Us[" + std::to_string(b) + "]");
     r.grad.dU.push_back(std::move(g.dU));
-    for (std::size_t h = 0; h < hs.size(); ++h) {
+    for (std::size_t h = 0; h < heads.size(); ++h) {
       r.grad.dW[h].W_Q += g.dW[h].W_Q;
       r.grad.dW[h].W_K += g.dW[h].W_K;
       r.grad.dW[h].W_V += g.dW[h].W_V;
@@ -244,15 +254,16 @@ barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backwar
 
 // The penalty of a layer stack: mean of b_t over all non-trivial tokens of all layers.
 template <class S>
-S barrier_penalty_layers(const std::vector<barrier_layer<S>>& layers, const barrier_params& bp,
-                         const attention_params& ap = {}) {
-  detail::validate_barrier(bp);
-  detail::validate_layers<S>(layers, ap);
+S barrier_penalty_layers(const std::vector<barrier_layer<S>>& layers, const barrier_params& barrier,
+                         const attention_params& attention = {}) {
+  detail::validate_barrier(barrier);
+  detail::validate_layers<S>(layers, attention);
   index n = 0;
   S sum = S(0);
   for (const barrier_layer<S>& layer : layers) {
-    n += detail::counted_tokens(layer.U.rows(), ap.causal_mask);
-    sum += detail::counted_sum<S>(detail::sequence_barrier_forward<S>(layer.U, layer.hs, bp, ap).b, ap.causal_mask);
+    n += detail::counted_tokens(layer.U.rows(), attention.causal_mask);
+    sum += detail::counted_sum<S>(detail::sequence_barrier_forward<S>(layer.U, layer.heads, barrier, attention).b,
+                                  attention.causal_mask);
   }
   return n == 0 ? S(0) : sum / S(n);
 }
@@ -260,19 +271,20 @@ S barrier_penalty_layers(const std::vector<barrier_layer<S>>& layers, const barr
 // The layer-stack penalty and, for each layer l, its gradients with respect to U_l and heads_l.
 template <class S>
 barrier_gradients<S, std::vector<attention_gradients<S>>> barrier_penalty_layers_backward(
-    const std::vector<barrier_layer<S>>& layers, const barrier_params& bp, const attention_params& ap = {}) {
-  detail::validate_barrier(bp);
-  detail::validate_layers<S>(layers, ap);
+    const std::vector<barrier_layer<S>>& layers, const barrier_params& barrier,
+    const attention_params& attention = {}) {
+  detail::validate_barrier(barrier);
+  detail::validate_layers<S>(layers, attention);
   index n = 0;
-  for (const barrier_layer<S>& layer : layers) n += detail::counted_tokens(layer.U.rows(), ap.causal_mask);
+  for (const barrier_layer<S>& layer : layers) n += detail::counted_tokens(layer.U.rows(), attention.causal_mask);
   barrier_gradients<S, std::vector<attention_gradients<S>>> r{S(0), {}};
   r.grad.reserve(layers.size());
   const S weight = n == 0 ? S(0) : S(1) / S(n);
   S sum = S(0);
   for (std::size_t l = 0; l < layers.size(); ++l) {
-    const auto fw = detail::sequence_barrier_forward<S>(layers[l].U, layers[l].hs, bp, ap);
-    sum += detail::counted_sum<S>(fw.b, ap.causal_mask);
-    r.grad.push_back(detail::sequence_barrier_backward<S>(fw, weight, layers[l].U, layers[l].hs, bp, ap,
+    const auto fw = detail::sequence_barrier_forward<S>(layers[l].U, layers[l].heads, barrier, attention);
+    sum += detail::counted_sum<S>(fw.b, attention.causal_mask);
+    r.grad.push_back(detail::sequence_barrier_backward<S>(fw, weight, layers[l].U, layers[l].heads, barrier, attention,
                                                           "layers[" + std::to_string(l) + "].U"));
   }
   if (n > 0) r.penalty = sum / S(n);

@@ -42,45 +42,47 @@ struct barrier_params {
 
 namespace detail {
 
-inline void validate_barrier(const barrier_params& bp) {
-  require(bp.policy == extension::exact || bp.policy == extension::clamp || bp.policy == extension::extended,
-          "params.policy", "unknown extension policy");
-  require(std::isfinite(bp.eps) && bp.eps > 0, "params.eps", "must be finite and > 0, got ", bp.eps);
-  require(std::isfinite(bp.z0) && bp.z0 > 0, "params.z0", "must be finite and > 0, got ", bp.z0);
+// `name`: the argument's name in messages ("barrier", or "options.barrier" in analyse).
+inline void validate_barrier(const barrier_params& barrier, const std::string& name = "barrier") {
+  require(
+      barrier.policy == extension::exact || barrier.policy == extension::clamp || barrier.policy == extension::extended,
+      name + ".policy", "unknown extension policy");
+  require(std::isfinite(barrier.eps) && barrier.eps > 0, name + ".eps", "must be finite and > 0, got ", barrier.eps);
+  require(std::isfinite(barrier.z0) && barrier.z0 > 0, name + ".z0", "must be finite and > 0, got ", barrier.z0);
 }
 
 // The threshold below which the -log z branch is left: 0 (exact), eps (clamp), z0 (extended).
-inline double barrier_threshold(const barrier_params& bp) {
-  return bp.policy == extension::exact ? 0.0 : bp.policy == extension::clamp ? bp.eps : bp.z0;
+inline double barrier_threshold(const barrier_params& barrier) {
+  return barrier.policy == extension::exact ? 0.0 : barrier.policy == extension::clamp ? barrier.eps : barrier.z0;
 }
 
 // True when z = sign * exp(log_abs) lies on the -log z branch (z > 0 and z >= threshold).
 template <class S>
-bool on_log_branch(const signed_log_det<S>& ld, const barrier_params& bp) {
+bool on_log_branch(const signed_log_det<S>& ld, const barrier_params& barrier) {
   using std::log;
   if (ld.sign <= 0) return false;
-  return bp.policy == extension::exact || !(ld.log_abs < log(S(barrier_threshold(bp))));
+  return barrier.policy == extension::exact || !(ld.log_abs < log(S(barrier_threshold(barrier))));
 }
 
 }  // namespace detail
 
 // b = f(z) from the signed log-determinant of J (the form used by the library).
 template <class S>
-S barrier_from_log_det(const signed_log_det<S>& ld, const barrier_params& bp) {
+S barrier_from_log_det(const signed_log_det<S>& ld, const barrier_params& barrier) {
   using std::log;
-  detail::validate_barrier(bp);
+  detail::validate_barrier(barrier);
   detail::require(ld.sign >= -1 && ld.sign <= 1 && (ld.sign == 0 || is_finite(ld.log_abs)), "ld",
                   "expected sign in {-1, 0, 1} and a finite log|det| (sign ", ld.sign, ", log|det| ",
                   to_double(ld.log_abs), ")");
-  if (detail::on_log_branch(ld, bp)) return -ld.log_abs;
-  switch (bp.policy) {
+  if (detail::on_log_branch(ld, barrier)) return -ld.log_abs;
+  switch (barrier.policy) {
     case extension::exact:
       return S(std::numeric_limits<double>::infinity());
     case extension::clamp:
-      return -log(S(bp.eps));
+      return -log(S(barrier.eps));
     case extension::extended:
     default: {
-      const S z0 = S(bp.z0);
+      const S z0 = S(barrier.z0);
       return -log(z0) - (ld.value() - z0) / z0;
     }
   }
@@ -88,25 +90,25 @@ S barrier_from_log_det(const signed_log_det<S>& ld, const barrier_params& bp) {
 
 // b = f(z) for a given determinant z (scalar form, for users who hold z; same branches).
 template <class S>
-S barrier_value(const S& z, const barrier_params& bp) {
+S barrier_value(const S& z, const barrier_params& barrier) {
   using std::abs;
   using std::log;
   detail::require(is_finite(z), "z", "must be finite, got ", to_double(z));
   const signed_log_det<S> ld{z > S(0) ? 1 : (z < S(0) ? -1 : 0),
                              z == S(0) ? S(-std::numeric_limits<double>::infinity()) : log(abs(z))};
-  return barrier_from_log_det(ld, bp);
+  return barrier_from_log_det(ld, barrier);
 }
 
 // f'(z). Exact: -1/z, +inf is not differentiable, so z <= 0 throws (argument "z").
 // Clamp: -1/z for z >= eps, 0 below. Extended: -1/z for z >= z0, -1/z0 below.
 template <class S>
-S barrier_slope(const S& z, const barrier_params& bp) {
-  detail::validate_barrier(bp);
+S barrier_slope(const S& z, const barrier_params& barrier) {
+  detail::validate_barrier(barrier);
   detail::require(is_finite(z), "z", "must be finite, got ", to_double(z));
-  detail::require(bp.policy != extension::exact || z > S(0), "z",
+  detail::require(barrier.policy != extension::exact || z > S(0), "z",
                   "the exact barrier has no derivative at det <= 0, got ", to_double(z));
-  if (!(z < S(detail::barrier_threshold(bp)))) return S(-1) / z;
-  return bp.policy == extension::clamp ? S(0) : S(-1) / S(bp.z0);
+  if (!(z < S(detail::barrier_threshold(barrier)))) return S(-1) / z;
+  return barrier.policy == extension::clamp ? S(0) : S(-1) / S(barrier.z0);
 }
 
 }  // namespace suptok

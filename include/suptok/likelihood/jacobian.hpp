@@ -57,12 +57,12 @@ matrix<S> query_moment(index t, const Eigen::Ref<const matrix<S>>& U, const matr
 
 // The N blocks J_t (p, p), t = 0..N-1, of one sequence U (N, p).
 template <class S>
-std::vector<matrix<S>> jacobian_blocks(const_ref<S> U, const heads<S>& hs, const attention_params& params = {}) {
-  detail::validate_attention<S>(U, hs, params);
+std::vector<matrix<S>> jacobian_blocks(const_ref<S> U, const heads<S>& heads, const attention_params& params = {}) {
+  detail::validate_attention<S>(U, heads, params);
   const index N = U.rows(), p = U.cols();
   std::vector<matrix<S>> J(static_cast<std::size_t>(N), matrix<S>::Identity(p, p));
   detail::head_pass<S> pass;
-  for (const head<S>& w : hs) {
+  for (const head<S>& w : heads) {
     detail::head_forward<S>(pass, U, w, params);
     const matrix<S> A = detail::logit_matrix(w, pass.tau);  // (p, p)
     const matrix<S> V = detail::value_matrix(w);            // (p, p)

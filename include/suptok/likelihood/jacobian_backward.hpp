@@ -84,13 +84,13 @@ void validate_block_gradients(const std::vector<matrix<S>>& dJ, index N, index p
 // The backward on validated arguments.
 template <class S>
 attention_gradients<S> jacobian_blocks_backward_unchecked(const std::vector<matrix<S>>& dJ,
-                                                          const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
+                                                          const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads,
                                                           const attention_params& params) {
   const index N = U.rows(), p = U.cols();
-  attention_gradients<S> g{matrix<S>::Zero(N, p), zero_like(hs)};
+  attention_gradients<S> g{matrix<S>::Zero(N, p), zero_like(heads)};
   head_pass<S> pass;
-  for (std::size_t h = 0; h < hs.size(); ++h) {
-    const head<S>& w = hs[h];
+  for (std::size_t h = 0; h < heads.size(); ++h) {
+    const head<S>& w = heads[h];
     head_forward<S>(pass, U, w, params);
     const matrix<S> A = logit_matrix(w, pass.tau);  // (p, p)
     const matrix<S> V = value_matrix(w);            // (p, p)
@@ -120,11 +120,11 @@ attention_gradients<S> jacobian_blocks_backward_unchecked(const std::vector<matr
 // Gradient of L = sum_t <dJ[t], J_t>_F with respect to U and every head's W_Q, W_K, W_V, W_O.
 // dJ holds N blocks (p, p), finite.
 template <class S>
-attention_gradients<S> jacobian_blocks_backward(const std::vector<matrix<S>>& dJ, const_ref<S> U, const heads<S>& hs,
+attention_gradients<S> jacobian_blocks_backward(const std::vector<matrix<S>>& dJ, const_ref<S> U, const heads<S>& heads,
                                                 const attention_params& params = {}) {
-  detail::validate_attention<S>(U, hs, params);
+  detail::validate_attention<S>(U, heads, params);
   detail::validate_block_gradients<S>(dJ, U.rows(), U.cols(), "dJ");
-  return detail::jacobian_blocks_backward_unchecked<S>(dJ, U, hs, params);
+  return detail::jacobian_blocks_backward_unchecked<S>(dJ, U, heads, params);
 }
 
 }  // namespace suptok

@@ -32,20 +32,20 @@ matrix<S> rotate_columns(matrix<S> W, const vector<S>& angle) {
 
 // M^h_t (p, p) of query head h at query t, from the head's pass (layer_head_forward).
 template <class S>
-matrix<S> layer_query_moment(index t, const Eigen::Ref<const matrix<S>>& U, const layer<S>& l, std::size_t h,
+matrix<S> layer_query_moment(index t, const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer, std::size_t h,
                              const layer_head_pass<S>& pass, mask m) {
   const index p = U.cols(), end = past_end(t, m);
   matrix<S> M = matrix<S>::Zero(p, p);
   if (end == 0) return M;
   const auto a_t = pass.a.row(t).head(end);                                            // (end)
-  const matrix<S> RW = rotate_columns<S>(l.W_Q[h], rope_angles<S>(t, l.W_Q[h].rows(), l.rope_theta));
+  const matrix<S> RW = rotate_columns<S>(layer.W_Q[h], rope_angles<S>(t, layer.W_Q[h].rows(), layer.rope_theta));
   const matrix<S> G = pass.K.topRows(end) * RW / pass.tau;                             // (end, p) rows g_ts
   const matrix<S> D = U.topRows(end).rowwise() - a_t * U.topRows(end);                 // (end, p) u_s - ubar
   const matrix<S> Gc = G.rowwise() - a_t * G;                                          // (end, p) g_ts - gbar
   M.noalias() = D.transpose() * a_t.transpose().asDiagonal() * Gc;                    // (p, p)
   if (m == mask::inclusive) {
     const S a_tt = pass.a(t, t);
-    const vector<S> c = l.W_K[l.group_of(h)].transpose() * pass.Qp.row(t).transpose() / pass.tau;  // (p)
+    const vector<S> c = layer.W_K[layer.group_of(h)].transpose() * pass.Qp.row(t).transpose() / pass.tau;  // (p)
     M.noalias() += a_tt * D.row(t).transpose() * c.transpose();
     M.diagonal().array() += a_tt;
   }
@@ -54,25 +54,26 @@ matrix<S> layer_query_moment(index t, const Eigen::Ref<const matrix<S>>& U, cons
 
 // Every query head's pass (weights, rotated queries and keys, values) on one sequence.
 template <class S>
-std::vector<layer_head_pass<S>> layer_passes(const Eigen::Ref<const matrix<S>>& U, const layer<S>& l,
+std::vector<layer_head_pass<S>> layer_passes(const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
                                              const attention_params& params) {
-  std::vector<layer_head_pass<S>> passes(l.W_Q.size());
-  for (std::size_t h = 0; h < passes.size(); ++h) layer_head_forward<S>(passes[h], U, l, h, params);
+  std::vector<layer_head_pass<S>> passes(layer.W_Q.size());
+  for (std::size_t h = 0; h < passes.size(); ++h) layer_head_forward<S>(passes[h], U, layer, h, params);
   return passes;
 }
 
 // Calls f(t, J_t) for t = 0..N-1 with J_t (p, p), one block alive at a time: memory O(H N^2 + p^2).
 template <class S, class F>
-void for_each_jacobian_block(const Eigen::Ref<const matrix<S>>& U, const layer<S>& l, const attention_params& params,
-                             F&& f) {
+void for_each_jacobian_block(const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
+                             const attention_params& params, F&& f) {
   const index N = U.rows(), p = U.cols();
-  const std::vector<layer_head_pass<S>> passes = layer_passes<S>(U, l, params);
+  const std::vector<layer_head_pass<S>> passes = layer_passes<S>(U, layer, params);
   matrix<S> J(p, p);
   for (index t = 0; t < N; ++t) {
     J.setIdentity();
     for (std::size_t h = 0; h < passes.size(); ++h) {
-      const matrix<S> VM = l.W_V[l.group_of(h)] * layer_query_moment<S>(t, U, l, h, passes[h], params.causal_mask);
-      J.noalias() -= l.W_O[h] * VM;  // (p, d_v) (d_v, p): 4 p^2 d_v instead of the 2 p^3 of (W_O W_V) M
+      const matrix<S> VM =
+          layer.W_V[layer.group_of(h)] * layer_query_moment<S>(t, U, layer, h, passes[h], params.causal_mask);
+      J.noalias() -= layer.W_O[h] * VM;  // (p, d_v) (d_v, p): 4 p^2 d_v instead of the 2 p^3 of (W_O W_V) M
     }
     f(t, J);
   }
@@ -82,20 +83,20 @@ void for_each_jacobian_block(const Eigen::Ref<const matrix<S>>& U, const layer<S
 
 // The N blocks J_t (p, p) of one layer on U (N, p), general form.
 template <class S>
-std::vector<matrix<S>> jacobian_blocks(const_ref<S> U, const layer<S>& l, const attention_params& params = {}) {
-  detail::validate_layer_attention<S>(U, l, params);
+std::vector<matrix<S>> jacobian_blocks(const_ref<S> U, const layer<S>& layer, const attention_params& params = {}) {
+  detail::validate_layer_attention<S>(U, layer, params);
   std::vector<matrix<S>> J;
   J.reserve(static_cast<std::size_t>(U.rows()));
-  detail::for_each_jacobian_block<S>(U, l, params, [&](index, const matrix<S>& J_t) { J.push_back(J_t); });
+  detail::for_each_jacobian_block<S>(U, layer, params, [&](index, const matrix<S>& J_t) { J.push_back(J_t); });
   return J;
 }
 
 // e = U - mu (N, p): the residuals of the latent-noise model of one layer.
 template <class S>
-matrix<S> residuals(const_ref<S> U, const layer<S>& l, const attention_params& params = {}) {
-  detail::validate_layer_attention<S>(U, l, params);
+matrix<S> residuals(const_ref<S> U, const layer<S>& layer, const attention_params& params = {}) {
+  detail::validate_layer_attention<S>(U, layer, params);
   attention_output<S> out;
-  detail::layer_forward_unchecked<S>(out, U, l, params, false);
+  detail::layer_forward_unchecked<S>(out, U, layer, params, false);
   return U - out.mu;
 }
 

@@ -33,13 +33,13 @@ namespace detail {
 template <class S>
 void layer_query_moment_backward(matrix<S>& dU, layer<S>& dW, matrix<S>& da, matrix<S>& dK, matrix<S>& dQp,
                                  const matrix<S>& dM, index t, const Eigen::Ref<const matrix<S>>& U,
-                                 const layer<S>& l, std::size_t h, const layer_head_pass<S>& pass, mask m) {
+                                 const layer<S>& layer, std::size_t h, const layer_head_pass<S>& pass, mask m) {
   const index end = past_end(t, m);
   if (end == 0) return;
-  const std::size_t g = l.group_of(h);
+  const std::size_t g = layer.group_of(h);
   const auto a_t = pass.a.row(t).head(end);                                                      // (end)
-  const vector<S> angle = rope_angles<S>(t, l.W_Q[h].rows(), l.rope_theta);
-  const matrix<S> RW = rotate_columns<S>(l.W_Q[h], angle) / pass.tau;                            // (d_k, p)
+  const vector<S> angle = rope_angles<S>(t, layer.W_Q[h].rows(), layer.rope_theta);
+  const matrix<S> RW = rotate_columns<S>(layer.W_Q[h], angle) / pass.tau;                            // (d_k, p)
   const matrix<S> G = pass.K.topRows(end) * RW;                                                  // (end, p)
   const matrix<S> D = U.topRows(end).rowwise() - a_t * U.topRows(end);                           // (end, p)
   const matrix<S> Gc = G.rowwise() - a_t * G;                                                    // (end, p)
@@ -61,13 +61,13 @@ void layer_query_moment_backward(matrix<S>& dU, layer<S>& dW, matrix<S>& da, mat
   if (m == mask::inclusive) {
     // M += a_tt D_t c^T + a_tt I,  c = W_K^T q'_t / tau
     const S a_tt = pass.a(t, t);
-    const vector<S> c = l.W_K[g].transpose() * pass.Qp.row(t).transpose() / pass.tau;         // (p)
+    const vector<S> c = layer.W_K[g].transpose() * pass.Qp.row(t).transpose() / pass.tau;         // (p)
     const vector<S> dMc = dM * c;                                                                // (p)
     da(t, t) += D.row(t).dot(dMc) + dM.trace();
     dD.row(t) += a_tt * dMc.transpose();
     const vector<S> dc = a_tt * (dM.transpose() * D.row(t).transpose());                        // (p)
     dW.W_K[g].noalias() += pass.Qp.row(t).transpose() * dc.transpose() / pass.tau;              // (d_k, p)
-    dQp.row(t).noalias() += (l.W_K[g] * dc / pass.tau).transpose();                             // (d_k)
+    dQp.row(t).noalias() += (layer.W_K[g] * dc / pass.tau).transpose();                             // (d_k)
   }
   // D_s = u_s - ubar,  ubar = a_t^T U
   dU.topRows(end) += dD;
@@ -78,29 +78,29 @@ void layer_query_moment_backward(matrix<S>& dU, layer<S>& dW, matrix<S>& da, mat
 
 template <class S>
 layer_gradients<S> jacobian_blocks_backward_unchecked(const std::vector<matrix<S>>& dJ,
-                                                      const Eigen::Ref<const matrix<S>>& U, const layer<S>& l,
+                                                      const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
                                                       const attention_params& params) {
   const index N = U.rows(), p = U.cols();
-  layer_gradients<S> grad{matrix<S>::Zero(N, p), zero_like(l)};
+  layer_gradients<S> grad{matrix<S>::Zero(N, p), zero_like(layer)};
   layer_head_pass<S> pass;
-  for (std::size_t h = 0; h < l.W_Q.size(); ++h) {
-    const std::size_t g = l.group_of(h);
-    layer_head_forward<S>(pass, U, l, h, params);
-    const matrix<S> V = l.W_O[h] * l.W_V[g];  // (p, p)
+  for (std::size_t h = 0; h < layer.W_Q.size(); ++h) {
+    const std::size_t g = layer.group_of(h);
+    layer_head_forward<S>(pass, U, layer, h, params);
+    const matrix<S> V = layer.W_O[h] * layer.W_V[g];  // (p, p)
     matrix<S> dV = matrix<S>::Zero(p, p), da = matrix<S>::Zero(N, N);
     matrix<S> dK = matrix<S>::Zero(N, pass.K.cols()), dQp = matrix<S>::Zero(N, pass.K.cols());
     for (index t = 0; t < N; ++t) {
       const matrix<S>& dJ_t = dJ[static_cast<std::size_t>(t)];
       // J_t -= V M_t
-      const matrix<S> M = layer_query_moment<S>(t, U, l, h, pass, params.causal_mask);  // (p, p)
+      const matrix<S> M = layer_query_moment<S>(t, U, layer, h, pass, params.causal_mask);  // (p, p)
       dV.noalias() -= dJ_t * M.transpose();
       const matrix<S> dM = -(V.transpose() * dJ_t);  // (p, p)
-      layer_query_moment_backward<S>(grad.dU, grad.dW, da, dK, dQp, dM, t, U, l, h, pass, params.causal_mask);
+      layer_query_moment_backward<S>(grad.dU, grad.dW, da, dK, dQp, dM, t, U, layer, h, pass, params.causal_mask);
     }
-    layer_weights_backward<S>(grad.dU, grad.dW, da, U, l, h, pass, dK, dQp);
+    layer_weights_backward<S>(grad.dU, grad.dW, da, U, layer, h, pass, dK, dQp);
     // V = W_O W_V
-    grad.dW.W_O[h].noalias() += dV * l.W_V[g].transpose();  // (p, d_v)
-    grad.dW.W_V[g].noalias() += l.W_O[h].transpose() * dV;  // (d_v, p)
+    grad.dW.W_O[h].noalias() += dV * layer.W_V[g].transpose();  // (p, d_v)
+    grad.dW.W_V[g].noalias() += layer.W_O[h].transpose() * dV;  // (d_v, p)
   }
   return grad;
 }
@@ -109,11 +109,11 @@ layer_gradients<S> jacobian_blocks_backward_unchecked(const std::vector<matrix<S
 
 // Gradient of L = sum_t <dJ[t], J_t>_F with respect to U and every weight and bias of the layer.
 template <class S>
-layer_gradients<S> jacobian_blocks_backward(const std::vector<matrix<S>>& dJ, const_ref<S> U, const layer<S>& l,
+layer_gradients<S> jacobian_blocks_backward(const std::vector<matrix<S>>& dJ, const_ref<S> U, const layer<S>& layer,
                                             const attention_params& params = {}) {
-  detail::validate_layer_attention<S>(U, l, params);
+  detail::validate_layer_attention<S>(U, layer, params);
   detail::validate_block_gradients<S>(dJ, U.rows(), U.cols(), "dJ");
-  return detail::jacobian_blocks_backward_unchecked<S>(dJ, U, l, params);
+  return detail::jacobian_blocks_backward_unchecked<S>(dJ, U, layer, params);
 }
 
 }  // namespace suptok

@@ -69,14 +69,14 @@ vector<S> gaussian_log_density(const matrix<S>& E, const noise_covariance<S>& Ps
 
 // Per-token and total log-likelihood of one sequence U (N, p).
 template <class S>
-log_likelihood_value<S> log_likelihood(const_ref<S> U, const heads<S>& hs, const noise_covariance<S>& Psi,
+log_likelihood_value<S> log_likelihood(const_ref<S> U, const heads<S>& heads, const noise_covariance<S>& Psi,
                                        const attention_params& params = {}) {
-  detail::validate_attention<S>(U, hs, params);
+  detail::validate_attention<S>(U, heads, params);
   detail::validate_noise<S>(Psi, U.cols());
   const index N = U.rows();
   log_likelihood_value<S> r;
-  r.gaussian = detail::gaussian_log_density<S>(detail::residuals_unchecked<S>(U, hs, params), Psi);
-  const auto J = jacobian_blocks<S>(U, hs, params);
+  r.gaussian = detail::gaussian_log_density<S>(detail::residuals_unchecked<S>(U, heads, params), Psi);
+  const auto J = jacobian_blocks<S>(U, heads, params);
   r.log_abs_det.resize(N);
   for (index t = 0; t < N; ++t) r.log_abs_det(t) = log_det<S>(J[static_cast<std::size_t>(t)]).log_abs;
   r.per_token = r.gaussian + r.log_abs_det;
@@ -87,18 +87,19 @@ log_likelihood_value<S> log_likelihood(const_ref<S> U, const heads<S>& hs, const
 // Gradients of log_likelihood(...).total with respect to U, every W and the variances of Psi.
 // Throws suptok::error (argument "U") when some J_t is singular: the total is -inf there.
 template <class S>
-log_likelihood_gradients<S> log_likelihood_backward(const_ref<S> U, const heads<S>& hs, const noise_covariance<S>& Psi,
+log_likelihood_gradients<S> log_likelihood_backward(const_ref<S> U, const heads<S>& heads,
+                                                    const noise_covariance<S>& Psi,
                                                     const attention_params& params = {}) {
-  detail::validate_attention<S>(U, hs, params);
+  detail::validate_attention<S>(U, heads, params);
   detail::validate_noise<S>(Psi, U.cols());
   const index N = U.rows(), p = U.cols();
-  const matrix<S> E = detail::residuals_unchecked<S>(U, hs, params);  // (N, p)
+  const matrix<S> E = detail::residuals_unchecked<S>(U, heads, params);  // (N, p)
   // -1/2 sum_i e_ti^2 / psi_i
   matrix<S> dE(N, p);
   for (index t = 0; t < N; ++t)
     for (index i = 0; i < p; ++i) dE(t, i) = -E(t, i) / Psi(i);
   // log |det J_t|
-  const auto J = jacobian_blocks<S>(U, hs, params);
+  const auto J = jacobian_blocks<S>(U, heads, params);
   std::vector<matrix<S>> dJ(J.size());
   for (std::size_t t = 0; t < J.size(); ++t) {
     detail::require(log_det<S>(J[t]).sign != 0, "U", "J_", t,
@@ -106,11 +107,11 @@ log_likelihood_gradients<S> log_likelihood_backward(const_ref<S> U, const heads<
     dJ[t] = J[t].partialPivLu().inverse().transpose();  // (p, p)
   }
   log_likelihood_gradients<S> g;
-  attention_gradients<S> gJ = detail::jacobian_blocks_backward_unchecked<S>(dJ, U, hs, params);
+  attention_gradients<S> gJ = detail::jacobian_blocks_backward_unchecked<S>(dJ, U, heads, params);
   g.dW = std::move(gJ.dW);
   // e = U - mu: dU += dE, and mu's backward with dMu = -dE (weight gradients accumulate into g.dW)
   matrix<S> dU_mu;  // (N, p)
-  detail::attention_backward_accumulate<S>(dU_mu, g.dW, -dE, U, hs, params);
+  detail::attention_backward_accumulate<S>(dU_mu, g.dW, -dE, U, heads, params);
   g.dU = gJ.dU + dE + dU_mu;
   // Psi
   if (Psi.kind == noise_kind::isotropic) {

@@ -34,25 +34,25 @@ struct projected_products {
 };
 
 template <class S>
-projected_products<S> projected_products_of(const layer<S>& l, const attention_params& params, index p) {
-  const std::size_t H = l.W_Q.size();
+projected_products<S> projected_products_of(const layer<S>& layer, const attention_params& params, index p) {
+  const std::size_t H = layer.W_Q.size();
   projected_products<S> pp;
   pp.offset.assign(1, 0);
-  for (std::size_t h = 0; h < H; ++h) pp.offset.push_back(pp.offset.back() + l.W_O[h].cols());
+  for (std::size_t h = 0; h < H; ++h) pp.offset.push_back(pp.offset.back() + layer.W_O[h].cols());
   pp.W.resize(p, pp.offset.back());
-  for (std::size_t h = 0; h < H; ++h) pp.W.middleCols(pp.offset[h], l.W_O[h].cols()) = l.W_O[h];
+  for (std::size_t h = 0; h < H; ++h) pp.W.middleCols(pp.offset[h], layer.W_O[h].cols()) = layer.W_O[h];
   const bool inclusive = params.causal_mask == mask::inclusive;
   pp.P.resize(H);
   pp.KO.resize(inclusive ? H : 0);
   pp.VO.resize(inclusive ? H : 0);
   for (std::size_t h = 0; h < H; ++h) {
-    const S tau = layer_temperature(l, h, params);
-    const std::size_t g = l.group_of(h);
+    const S tau = layer_temperature(layer, h, params);
+    const std::size_t g = layer.group_of(h);
     for (std::size_t k = 0; k < H; ++k) {
-      pp.P[h].push_back(l.W_Q[h] * l.W_O[k] / tau);
+      pp.P[h].push_back(layer.W_Q[h] * layer.W_O[k] / tau);
       if (!inclusive) continue;
-      pp.KO[h].push_back(l.W_K[g] * l.W_O[k] / tau);
-      pp.VO[h].push_back(l.W_V[g] * l.W_O[k]);
+      pp.KO[h].push_back(layer.W_K[g] * layer.W_O[k] / tau);
+      pp.VO[h].push_back(layer.W_V[g] * layer.W_O[k]);
     }
   }
   return pp;
@@ -66,7 +66,7 @@ struct projected_head_moment {
 };
 
 template <class S>
-projected_head_moment<S> projected_head_moment_at(index t, const layer<S>& l, const layer_head_pass<S>& pass,
+projected_head_moment<S> projected_head_moment_at(index t, const layer<S>& layer, const layer_head_pass<S>& pass,
                                                   mask m) {
   const index end = past_end(t, m), d_v = pass.Vv.cols(), d_k = pass.K.cols();
   projected_head_moment<S> r{matrix<S>::Zero(d_v, d_k), vector<S>()};
@@ -75,7 +75,7 @@ projected_head_moment<S> projected_head_moment_at(index t, const layer<S>& l, co
   const matrix<S> Dv = pass.Vv.topRows(end).rowwise() - a_t * pass.Vv.topRows(end);  // (end, d_v)
   const matrix<S> Dk = pass.K.topRows(end).rowwise() - a_t * pass.K.topRows(end);    // (end, d_k)
   r.XR.noalias() = Dv.transpose() * a_t.transpose().asDiagonal() * Dk;        // X^h_t
-  const vector<S> angle = rope_angles<S>(t, d_k, l.rope_theta);
+  const vector<S> angle = rope_angles<S>(t, d_k, layer.rope_theta);
   if (angle.size() > 0)
     for (index i = 0; i < d_v; ++i) rotate<S>(r.XR.row(i).transpose(), angle, -1);  // row i <- (R_t^T x_i)^T
   if (m == mask::inclusive) r.dv = Dv.row(t).transpose();
@@ -85,20 +85,20 @@ projected_head_moment<S> projected_head_moment_at(index t, const layer<S>& l, co
 // Calls f(t, K_t, Y_t) for t = 0..N-1 with K_t (n, n) and, when with_rows, Y_t (n, p) (else empty).
 // Memory: the heads' passes O(H N^2) and one token's blocks.
 template <class S, class F>
-void for_each_projected_block(const Eigen::Ref<const matrix<S>>& U, const layer<S>& l,
+void for_each_projected_block(const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
                               const attention_params& params, const projected_products<S>& pp, bool with_rows,
                               F&& f) {
   const index N = U.rows(), p = U.cols(), n = pp.offset.back();
-  const std::size_t H = l.W_Q.size();
+  const std::size_t H = layer.W_Q.size();
   const mask m = params.causal_mask;
-  const std::vector<layer_head_pass<S>> passes = layer_passes<S>(U, l, params);
+  const std::vector<layer_head_pass<S>> passes = layer_passes<S>(U, layer, params);
   matrix<S> K(n, n), Y(with_rows ? n : 0, with_rows ? p : 0);
   for (index t = 0; t < N; ++t) {
     for (std::size_t h = 0; h < H; ++h) {
       const layer_head_pass<S>& pass = passes[h];
-      const std::size_t g = l.group_of(h);
+      const std::size_t g = layer.group_of(h);
       const index r0 = pp.offset[h], d_v = pp.offset[h + 1] - r0;
-      const projected_head_moment<S> hm = projected_head_moment_at<S>(t, l, pass, m);
+      const projected_head_moment<S> hm = projected_head_moment_at<S>(t, layer, pass, m);
       const bool incl = m == mask::inclusive;
       const S a_tt = incl ? pass.a(t, t) : S(0);
       for (std::size_t k = 0; k < H; ++k) {
@@ -111,10 +111,10 @@ void for_each_projected_block(const Eigen::Ref<const matrix<S>>& U, const layer<
       }
       if (!with_rows) continue;
       auto rows = Y.middleRows(r0, d_v);
-      rows.noalias() = hm.XR * l.W_Q[h] / pass.tau;
+      rows.noalias() = hm.XR * layer.W_Q[h] / pass.tau;
       if (incl) {
-        rows += a_tt * l.W_V[g];
-        rows.noalias() += (a_tt * hm.dv) * (pass.Qp.row(t) * l.W_K[g] / pass.tau);
+        rows += a_tt * layer.W_V[g];
+        rows.noalias() += (a_tt * hm.dv) * (pass.Qp.row(t) * layer.W_K[g] / pass.tau);
       }
     }
     f(t, K, Y);
@@ -125,11 +125,11 @@ void for_each_projected_block(const Eigen::Ref<const matrix<S>>& U, const layer<
 
 // The N blocks K_t (n, n), n = sum_h d_v, of the projected form: det J_t = det(I - K_t).
 template <class S>
-std::vector<matrix<S>> projected_blocks(const_ref<S> U, const layer<S>& l, const attention_params& params = {}) {
-  detail::validate_layer_attention<S>(U, l, params);
+std::vector<matrix<S>> projected_blocks(const_ref<S> U, const layer<S>& layer, const attention_params& params = {}) {
+  detail::validate_layer_attention<S>(U, layer, params);
   std::vector<matrix<S>> K;
   K.reserve(static_cast<std::size_t>(U.rows()));
-  detail::for_each_projected_block<S>(U, l, params, detail::projected_products_of(l, params, U.cols()), false,
+  detail::for_each_projected_block<S>(U, layer, params, detail::projected_products_of(layer, params, U.cols()), false,
                                       [&](index, const matrix<S>& K_t, const matrix<S>&) { K.push_back(K_t); });
   return K;
 }

@@ -59,13 +59,13 @@ namespace detail {
 
 // mu_t and J_t of the last row t = Ut.rows() - 1 of Ut (t + 1, p).
 template <class S>
-void last_token_map(vector<S>& mu, matrix<S>& J, const matrix<S>& Ut, const heads<S>& hs,
+void last_token_map(vector<S>& mu, matrix<S>& J, const matrix<S>& Ut, const heads<S>& heads,
                     const attention_params& params) {
   const index t = Ut.rows() - 1, p = Ut.cols();
   mu.setZero(p);
   J.setIdentity(p, p);
   head_pass<S> pass;
-  for (const head<S>& w : hs) {
+  for (const head<S>& w : heads) {
     head_forward<S>(pass, Ut, w, params);
     mu.noalias() += w.W_O * pass.O.row(t).transpose();     // (p)
     const matrix<S> A = logit_matrix(w, pass.tau);          // (p, p)
@@ -76,10 +76,10 @@ void last_token_map(vector<S>& mu, matrix<S>& J, const matrix<S>& Ut, const head
 
 // The validated-argument check shared by sample() and all_roots_1d().
 template <class S>
-void validate_sampler(const heads<S>& hs, const attention_params& params, const sampler_options& options) {
+void validate_sampler(const heads<S>& heads, const attention_params& params, const sampler_options& options) {
   validate_params(params);
-  require(!hs.empty(), "heads", "at least one head is required");
-  validate_heads(hs, hs[0].W_Q.cols());
+  require(!heads.empty(), "heads", "at least one head is required");
+  validate_heads(heads, heads[0].W_Q.cols());
   require(options.max_iterations > 0, "options.max_iterations", "must be positive, got ", options.max_iterations);
   require(std::isfinite(options.tolerance) && options.tolerance >= 0, "options.tolerance",
           "must be finite and non-negative, got ", options.tolerance);
@@ -92,7 +92,7 @@ S relative_tolerance(const sampler_options& options) {
 
 // Row t of Ut is the unknown; Ut holds the solved past above it. Returns the report.
 template <class S>
-token_solve<S> solve_token(matrix<S>& Ut, const vector<S>& eps_t, const heads<S>& hs, const attention_params& params,
+token_solve<S> solve_token(matrix<S>& Ut, const vector<S>& eps_t, const heads<S>& heads, const attention_params& params,
                            const sampler_options& options) {
   const index t = Ut.rows() - 1, p = Ut.cols();
   const S tol = relative_tolerance<S>(options);
@@ -101,7 +101,7 @@ token_solve<S> solve_token(matrix<S>& Ut, const vector<S>& eps_t, const heads<S>
   // f(u) = u - mu_t(u) - eps_t at u = row t of Ut
   auto residual = [&](const vector<S>& u) -> vector<S> {
     Ut.row(t) = u.transpose();
-    last_token_map<S>(mu, J, Ut, hs, params);
+    last_token_map<S>(mu, J, Ut, heads, params);
     return u - mu - eps_t;
   };
   token_solve<S> r;
@@ -168,18 +168,18 @@ token_solve<S> solve_token(matrix<S>& Ut, const vector<S>& eps_t, const heads<S>
 // Solves u_t - mu_t(u_0..u_t) = eps_t for t = 0..N-1 given eps (N, p). Never throws for
 // non-convergence: see sample_result::tokens and sample_result::converged().
 template <class S>
-sample_result<S> sample(const_ref<S> eps, const heads<S>& hs, const attention_params& params = {},
+sample_result<S> sample(const_ref<S> eps, const heads<S>& heads, const attention_params& params = {},
                         const sampler_options& options = {}) {
-  detail::validate_sampler<S>(hs, params, options);
+  detail::validate_sampler<S>(heads, params, options);
   detail::validate_sequence<S>(eps, "eps");
-  detail::require(eps.cols() == hs[0].W_Q.cols(), "eps", "expected p = ", hs[0].W_Q.cols(), " columns, got ",
+  detail::require(eps.cols() == heads[0].W_Q.cols(), "eps", "expected p = ", heads[0].W_Q.cols(), " columns, got ",
                   eps.cols());
   const index N = eps.rows(), p = eps.cols();
   sample_result<S> out;
   out.U.setZero(N, p);
   for (index t = 0; t < N; ++t) {
     matrix<S> Ut = out.U.topRows(t + 1);  // (t + 1, p): solved past, row t is the unknown
-    out.tokens.push_back(detail::solve_token<S>(Ut, eps.row(t).transpose(), hs, params, options));
+    out.tokens.push_back(detail::solve_token<S>(Ut, eps.row(t).transpose(), heads, params, options));
     out.U.row(t) = Ut.row(t);
   }
   return out;
@@ -190,10 +190,10 @@ sample_result<S> sample(const_ref<S> eps, const heads<S>& hs, const attention_pa
 // is refined by TOMS 748 to full precision (grid points where f is exactly 0 count as roots).
 // Returned in increasing order.
 template <class S>
-std::vector<S> all_roots_1d(const_ref<S> past, const S& eps_t, const heads<S>& hs, const S& lo, const S& hi,
+std::vector<S> all_roots_1d(const_ref<S> past, const S& eps_t, const heads<S>& heads, const S& lo, const S& hi,
                             const attention_params& params = {}, int grid = 4096) {
-  detail::validate_sampler<S>(hs, params, sampler_options{});
-  detail::require(hs[0].W_Q.cols() == 1, "heads", "all_roots_1d needs p = 1, got p = ", hs[0].W_Q.cols());
+  detail::validate_sampler<S>(heads, params, sampler_options{});
+  detail::require(heads[0].W_Q.cols() == 1, "heads", "all_roots_1d needs p = 1, got p = ", heads[0].W_Q.cols());
   detail::require_shape(past, past.rows(), 1, "past");
   detail::require_finite(past, "past");
   detail::require(is_finite(eps_t), "eps_t", "must be finite");
@@ -207,7 +207,7 @@ std::vector<S> all_roots_1d(const_ref<S> past, const S& eps_t, const heads<S>& h
   matrix<S> J;
   auto f = [&](const S& x) {
     Ut(t, 0) = x;
-    detail::last_token_map<S>(mu, J, Ut, hs, params);
+    detail::last_token_map<S>(mu, J, Ut, heads, params);
     return x - mu(0) - eps_t;
   };
   std::vector<S> roots;

@@ -101,30 +101,31 @@ struct adapter_options {
 
 // The input norm applied to every row of U (N, p).
 template <class S>
-matrix<S> apply_norm(const_ref<S> U, const input_norm<S>& n) {
+matrix<S> apply_norm(const_ref<S> U, const input_norm<S>& norm) {
   using std::sqrt;
-  if (n.kind == norm_kind::none) return U;
-  const index p = n.weight.size();
+  if (norm.kind == norm_kind::none) return U;
+  const index p = norm.weight.size();
   suptok::detail::require(U.cols() == p, "U", "the input norm has p = ", p, ", U has ", U.cols(), " columns");
-  suptok::detail::require(n.kind != norm_kind::layer_norm || n.bias.size() == p, "norm.bias", "expected ", p,
-                          " entries, got ", n.bias.size());
-  suptok::detail::require(std::isfinite(n.eps) && n.eps >= 0, "norm.eps", "must be finite and >= 0, got ", n.eps);
+  suptok::detail::require(norm.kind != norm_kind::layer_norm || norm.bias.size() == p, "norm.bias", "expected ", p,
+                          " entries, got ", norm.bias.size());
+  suptok::detail::require(std::isfinite(norm.eps) && norm.eps >= 0, "norm.eps", "must be finite and >= 0, got ",
+                          norm.eps);
   matrix<S> Y(U.rows(), p);
-  const S eps = S(n.eps);
+  const S eps = S(norm.eps);
   for (index t = 0; t < U.rows(); ++t) {
-    if (n.kind == norm_kind::layer_norm) {
+    if (norm.kind == norm_kind::layer_norm) {
       const S mean = U.row(t).sum() / S(p);
       S var = S(0);
       for (index j = 0; j < p; ++j) var += (U(t, j) - mean) * (U(t, j) - mean);
       var /= S(p);
       const S inv = S(1) / sqrt(var + eps);
-      for (index j = 0; j < p; ++j) Y(t, j) = (U(t, j) - mean) * inv * n.weight(j) + n.bias(j);
+      for (index j = 0; j < p; ++j) Y(t, j) = (U(t, j) - mean) * inv * norm.weight(j) + norm.bias(j);
     } else {
       S ms = S(0);
       for (index j = 0; j < p; ++j) ms += U(t, j) * U(t, j);
       ms /= S(p);
       const S inv = S(1) / sqrt(ms + eps);
-      for (index j = 0; j < p; ++j) Y(t, j) = U(t, j) * inv * n.weight(j);
+      for (index j = 0; j < p; ++j) Y(t, j) = U(t, j) * inv * norm.weight(j);
     }
   }
   return Y;
@@ -156,11 +157,13 @@ using read_scalar = std::conditional_t<std::is_same_v<S, float>, float, double>;
 
 inline std::string tensor_arg(const std::string& name) { return "tensor '" + name + "'"; }
 
-// A positive integer setting: the caller's value, else config[key], else nullopt.
+// A positive integer setting: the caller's value (the adapter option `given_name`), else config[key],
+// else nullopt.
 inline std::optional<index> config_count(const nlohmann::json& config, const std::string& key,
-                                         std::optional<index> given = std::nullopt) {
+                                         std::optional<index> given = std::nullopt,
+                                         const std::string& given_name = "") {
   if (given) {
-    require(*given > 0, "config." + key, "must be a positive integer, got ", *given);
+    require(*given > 0, given_name, "must be a positive integer, got ", *given);
     return given;
   }
   if (!config.is_object()) return std::nullopt;
@@ -289,7 +292,8 @@ inline checkpoint_format detect_format(const io::safetensors_reader& r) {
     }
     names += (shown++ ? ", '" : "'") + ti.name + "'";
   }
-  throw error("format", "cannot tell the naming from the tensor names (" + (names.empty() ? std::string("none") : names) +
+  throw error("format", "cannot tell the naming from the tensor names (" +
+                            (names.empty() ? std::string("none") : names) +
                             "): expected GPT-2 (h.0.attn.c_attn.weight), Llama "
                             "(model.layers.0.self_attn.q_proj.weight) or suptok (W_Q)");
 }

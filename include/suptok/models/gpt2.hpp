@@ -50,7 +50,7 @@ checkpoint_layer<S> load_gpt2(io::safetensors_reader& r, const nlohmann::json& c
   const index p = static_cast<index>(pu);
   if (const auto n_embd = detail::config_count(config, "n_embd"))
     require(*n_embd == p, "config.n_embd", "is ", *n_embd, " but tensor '", c_attn_w, "' has p = ", p);
-  const auto H = detail::config_count(config, "n_head", options.heads);
+  const auto H = detail::config_count(config, "n_head", options.heads, "options.heads");
   require(H.has_value(), "config.n_head", "the number of heads is needed (config.json's n_head, or give it)");
   require(p % *H == 0, "config.n_head", "n_head = ", *H, " does not divide p = ", p);
   const index d = p / *H;

@@ -52,13 +52,14 @@ checkpoint_layer<S> load_llama(io::safetensors_reader& r, const nlohmann::json& 
   const index p = static_cast<index>(qs[1]);
   if (const auto hidden = detail::config_count(config, "hidden_size"))
     require(*hidden == p, "config.hidden_size", "is ", *hidden, " but tensor '", q_w, "' has p = ", p);
-  const auto Hq = detail::config_count(config, "num_attention_heads", options.heads);
+  const auto Hq = detail::config_count(config, "num_attention_heads", options.heads, "options.heads");
   require(Hq.has_value(), "config.num_attention_heads",
           "the number of query heads is needed (config.json's num_attention_heads, or give it)");
-  const index Hkv = detail::config_count(config, "num_key_value_heads", options.kv_heads).value_or(*Hq);
+  const index Hkv =
+      detail::config_count(config, "num_key_value_heads", options.kv_heads, "options.kv_heads").value_or(*Hq);
   require(*Hq % Hkv == 0, "config.num_key_value_heads", "num_key_value_heads = ", Hkv,
           " does not divide num_attention_heads = ", *Hq);
-  const auto d_given = detail::config_count(config, "head_dim", options.head_dim);
+  const auto d_given = detail::config_count(config, "head_dim", options.head_dim, "options.head_dim");
   if (!d_given)
     require(p % *Hq == 0, "config.num_attention_heads", "num_attention_heads = ", *Hq, " does not divide p = ", p,
             " (and config.head_dim is not given)");

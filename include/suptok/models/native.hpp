@@ -90,25 +90,25 @@ checkpoint_layer<S> load_suptok(io::safetensors_reader& r, const adapter_options
   detail::expect_tensor(r, pre + "W_O", {H, p, d_v}, why);
 
   checkpoint_layer<S> out;
-  layer<S>& l = out.attention;
-  l.W_Q = detail::slices_of(detail::read_values<S>(r, pre + "W_Q"), sq);
-  l.W_K = detail::slices_of(detail::read_values<S>(r, pre + "W_K"), sk);
-  l.W_V = detail::slices_of(detail::read_values<S>(r, pre + "W_V"), sv);
-  l.W_O = detail::slices_of(detail::read_values<S>(r, pre + "W_O"), {H, p, d_v});
+  layer<S>& layer = out.attention;
+  layer.W_Q = detail::slices_of(detail::read_values<S>(r, pre + "W_Q"), sq);
+  layer.W_K = detail::slices_of(detail::read_values<S>(r, pre + "W_K"), sk);
+  layer.W_V = detail::slices_of(detail::read_values<S>(r, pre + "W_V"), sv);
+  layer.W_O = detail::slices_of(detail::read_values<S>(r, pre + "W_O"), {H, p, d_v});
   const auto bias = [&](const char* name, std::size_t n, std::size_t d) -> std::vector<vector<S>> {
     if (!r.contains(pre + name)) return {};
     detail::expect_tensor(r, pre + name, {n, d}, why);
     return detail::rows_of(detail::read_values<S>(r, pre + name), n, d);
   };
-  l.b_Q = bias("b_Q", H, d_k);
-  l.b_K = bias("b_K", Hkv, d_k);
-  l.b_V = bias("b_V", Hkv, d_v);
+  layer.b_Q = bias("b_Q", H, d_k);
+  layer.b_K = bias("b_K", Hkv, d_k);
+  layer.b_V = bias("b_V", Hkv, d_v);
   if (r.contains(pre + "b_O")) {
     detail::expect_tensor(r, pre + "b_O", {p}, why);
-    l.b_O = detail::segment_of(detail::read_values<S>(r, pre + "b_O"), 0, static_cast<index>(p));
+    layer.b_O = detail::segment_of(detail::read_values<S>(r, pre + "b_O"), 0, static_cast<index>(p));
   }
-  l.rope_theta = detail::metadata_number(r, "rope_theta", 0);
-  require(l.rope_theta == 0 || d_k % 2 == 0, "__metadata__.rope_theta", "rotary embeddings need an even d_k, got ",
+  layer.rope_theta = detail::metadata_number(r, "rope_theta", 0);
+  require(layer.rope_theta == 0 || d_k % 2 == 0, "__metadata__.rope_theta", "rotary embeddings need an even d_k, got ",
           d_k);
   out.params.causal_mask = mask::strict;
   if (const auto it = r.metadata().find("mask"); it != r.metadata().end()) {
@@ -122,14 +122,15 @@ checkpoint_layer<S> load_suptok(io::safetensors_reader& r, const adapter_options
   return out;
 }
 
-// Adds the tensors of `l` to `w` in the suptok naming, each name prefixed by `prefix` (e.g. "0.").
+// Adds the tensors of `layer` to `w` in the suptok naming, each name prefixed by `prefix` (e.g. "0.").
 // Every query head must share d_k and d_v (the rank-3 layout); biases are written when present, and
 // a non-zero rope_theta as the file's "rope_theta" metadata (shared by every layer of the file).
 template <class T>
-void add_layer(io::safetensors_writer& w, const layer<T>& l, const std::string& prefix = "") {
+void add_layer(io::safetensors_writer& w, const layer<T>& layer, const std::string& prefix = "") {
   using detail::require;
-  require(!l.W_Q.empty() && !l.W_K.empty() && l.W_V.size() == l.W_K.size() && l.W_O.size() == l.W_Q.size(), "layer",
-          "expected W_Q, W_O with one entry per query head and W_K, W_V with one per key/value head");
+  require(!layer.W_Q.empty() && !layer.W_K.empty() && layer.W_V.size() == layer.W_K.size() &&
+              layer.W_O.size() == layer.W_Q.size(),
+          "layer", "expected W_Q, W_O with one entry per query head and W_K, W_V with one per key/value head");
   const auto stack = [&](const std::vector<matrix<T>>& ms, const char* name) {
     io::tensor<T> t;
     t.shape = {ms.size(), static_cast<std::size_t>(ms[0].rows()), static_cast<std::size_t>(ms[0].cols())};
@@ -152,22 +153,22 @@ void add_layer(io::safetensors_writer& w, const layer<T>& l, const std::string& 
     }
     w.add(prefix + name, t);
   };
-  stack(l.W_Q, "W_Q");
-  stack(l.W_K, "W_K");
-  stack(l.W_V, "W_V");
-  stack(l.W_O, "W_O");
-  stack_bias(l.b_Q, "b_Q");
-  stack_bias(l.b_K, "b_K");
-  stack_bias(l.b_V, "b_V");
-  if (l.b_O.size() > 0) {
+  stack(layer.W_Q, "W_Q");
+  stack(layer.W_K, "W_K");
+  stack(layer.W_V, "W_V");
+  stack(layer.W_O, "W_O");
+  stack_bias(layer.b_Q, "b_Q");
+  stack_bias(layer.b_K, "b_K");
+  stack_bias(layer.b_V, "b_V");
+  if (layer.b_O.size() > 0) {
     io::tensor<T> t;
-    t.shape = {static_cast<std::size_t>(l.b_O.size())};
-    t.data.assign(l.b_O.data(), l.b_O.data() + l.b_O.size());
+    t.shape = {static_cast<std::size_t>(layer.b_O.size())};
+    t.data.assign(layer.b_O.data(), layer.b_O.data() + layer.b_O.size());
     w.add(prefix + "b_O", t);
   }
-  if (l.rope_theta != 0) {
+  if (layer.rope_theta != 0) {
     char buf[32];
-    const auto res = std::to_chars(buf, buf + sizeof buf, l.rope_theta);
+    const auto res = std::to_chars(buf, buf + sizeof buf, layer.rope_theta);
     w.set_metadata("rope_theta", std::string(buf, res.ptr));
   }
 }

@@ -67,9 +67,9 @@ struct lm_weights {
     w.E = draw(K + 1, p, 1.0);
     w.P = draw(max_length + 1, p, 1.0);
     w.layers.resize(static_cast<std::size_t>(n_layers));
-    for (auto& hs : w.layers) {
-      hs.resize(static_cast<std::size_t>(n_heads));
-      for (auto& h : hs) {
+    for (auto& heads : w.layers) {
+      heads.resize(static_cast<std::size_t>(n_heads));
+      for (auto& h : heads) {
         h.W_Q = draw(d, p, s_in);
         h.W_K = draw(d, p, s_in);
         h.W_V = draw(d, p, s_in);
@@ -93,13 +93,13 @@ void validate_lm_weights(const lm_weights<S>& w) {
   require_finite(w.E, "weights.E");
   require_finite(w.P, "weights.P");
   require_finite(w.W_U, "weights.W_U");
-  for (const auto& hs : w.layers) validate_heads(hs, p);
+  for (const auto& heads : w.layers) validate_heads(heads, p);
 }
 
 // Multi-head attention where every position is in every past: row t is the last row of the
 // inclusive-mask forward over (h without row t, then row t).
 template <class S>
-matrix<S> full_attention_mu(const matrix<S>& h, const heads<S>& hs) {
+matrix<S> full_attention_mu(const matrix<S>& h, const heads<S>& heads) {
   const index N = h.rows();
   const attention_params params{mask::inclusive, 0};
   matrix<S> mu(N, h.cols());  // (N, p)
@@ -108,7 +108,7 @@ matrix<S> full_attention_mu(const matrix<S>& h, const heads<S>& hs) {
     order.topRows(t) = h.topRows(t);
     order.middleRows(t, N - 1 - t) = h.bottomRows(N - 1 - t);
     order.row(N - 1) = h.row(t);
-    mu.row(t) = attention_forward<S>(order, hs, params).mu.row(N - 1);
+    mu.row(t) = attention_forward<S>(order, heads, params).mu.row(N - 1);
   }
   return mu;
 }
@@ -121,11 +121,11 @@ matrix<S> lm_logits(const lm_weights<S>& w, std::span<const token> x, bool bidir
   h.row(0) = w.E.row(K) + w.P.row(0);
   for (index t = 1; t < N; ++t) h.row(t) = w.E.row(x[t - 1]) + w.P.row(t);
   const attention_params causal{mask::inclusive, 0};
-  for (const auto& hs : w.layers) {
+  for (const auto& heads : w.layers) {
     if (bidirectional)
-      h += full_attention_mu(h, hs);
+      h += full_attention_mu(h, heads);
     else
-      h += attention_forward<S>(h, hs, causal).mu;
+      h += attention_forward<S>(h, heads, causal).mu;
   }
   return h * w.W_U.transpose();  // (N, K)
 }

@@ -92,12 +92,12 @@ void simd_backward_tile(simd_head_grad<S>& g, S* dQ, const simd_head<S>& w, inde
 template <class S>
 void simd_backward_sequence(matrix<S>& dU, heads<S>& dW, simd_head<S>& w, simd_head_grad<S>& g,
                             const Eigen::Ref<const matrix<S>>& dMu, const Eigen::Ref<const matrix<S>>& U,
-                            const heads<S>& hs, const attention_params& params) {
+                            const heads<S>& heads, const attention_params& params) {
   dU.setZero(U.rows(), U.cols());
-  for (std::size_t h = 0; h < hs.size(); ++h) {
-    simd_project(w, U, hs[h], params);
+  for (std::size_t h = 0; h < heads.size(); ++h) {
+    simd_project(w, U, heads[h], params);
     simd_forward_tiles<S>(std::span(&w, 1), params.causal_mask);
-    simd_prepare_backward(g, w, dMu, hs[h]);
+    simd_prepare_backward(g, w, dMu, heads[h]);
     const index n_tiles = w.n_pad / simd_tile;
 #pragma omp parallel if (simd_kernels::worth_threads(2 * simd_tile_flops<S>(std::span(&w, 1))))
     {
@@ -114,9 +114,9 @@ void simd_backward_sequence(matrix<S>& dU, heads<S>& dW, simd_head<S>& w, simd_h
     dW[h].W_Q.noalias() += dQ.transpose() * U;                      // (d_k, p)
     dW[h].W_K.noalias() += dK.transpose() * U;                      // (d_k, p)
     dW[h].W_V.noalias() += dV.transpose() * U;                      // (d_v, p)
-    dU.noalias() += dQ * hs[h].W_Q;                                  // (N, p)
-    dU.noalias() += dK * hs[h].W_K;
-    dU.noalias() += dV * hs[h].W_V;
+    dU.noalias() += dQ * heads[h].W_Q;                                  // (N, p)
+    dU.noalias() += dK * heads[h].W_K;
+    dU.noalias() += dV * heads[h].W_V;
   }
 }
 
@@ -124,31 +124,31 @@ void simd_backward_sequence(matrix<S>& dU, heads<S>& dW, simd_head<S>& w, simd_h
 
 // Fused backward: dL/dU and dL/dW for the upstream gradient dMu (N, p). Validation as the reference.
 template <class S>
-void attention_backward(simd, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& hs,
+void attention_backward(simd, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& heads,
                         const attention_params& params = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_attention<S>(U, hs, params);
+  detail::validate_attention<S>(U, heads, params);
   detail::validate_upstream<S>(dMu, U, "dMu");
-  grads.dW = detail::zero_like(hs);
+  grads.dW = detail::zero_like(heads);
   detail::simd_head<S> w;
   detail::simd_head_grad<S> g;
-  detail::simd_backward_sequence<S>(grads.dU, grads.dW, w, g, dMu, U, hs, params);
+  detail::simd_backward_sequence<S>(grads.dU, grads.dW, w, g, dMu, U, heads, params);
 }
 
 // Batch backward: dMus[b] is the upstream gradient of sequence b; weight gradients are summed.
 template <class S>
 void attention_backward_batch(simd, attention_batch_gradients<S>& grads,
                               std::type_identity_t<std::span<const matrix<S>>> dMus,
-                              std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs,
+                              std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads,
                               const attention_params& params = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_backward_batch<S>(dMus, Us, hs, params);
+  detail::validate_backward_batch<S>(dMus, Us, heads, params);
   grads.dU.resize(Us.size());
-  grads.dW = detail::zero_like(hs);
+  grads.dW = detail::zero_like(heads);
   detail::simd_head<S> w;
   detail::simd_head_grad<S> g;
   for (std::size_t b = 0; b < Us.size(); ++b)
-    detail::simd_backward_sequence<S>(grads.dU[b], grads.dW, w, g, dMus[b], Us[b], hs, params);
+    detail::simd_backward_sequence<S>(grads.dU[b], grads.dW, w, g, dMus[b], Us[b], heads, params);
 }
 
 }  // namespace suptok

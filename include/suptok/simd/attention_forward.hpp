@@ -172,15 +172,15 @@ void simd_forward_tiles(std::span<simd_head<S>> ws, mask m) {
 // The fused forward on validated arguments: outs[b] for sequence Us[b].
 template <class S>
 void simd_forward_unchecked(std::span<attention_output<S>> outs, std::span<const Eigen::Ref<const matrix<S>>> Us,
-                            const heads<S>& hs, const attention_params& params) {
-  const index B = index(Us.size()), H = index(hs.size());
+                            const heads<S>& heads, const attention_params& params) {
+  const index B = index(Us.size()), H = index(heads.size());
   std::vector<simd_head<S>> ws(B * H);  // head h of sequence b at b * H + h
   double projection_flops = 0;
   for (index b = 0; b < B; ++b)
-    for (const head<S>& h : hs) projection_flops += 2.0 * Us[b].rows() * Us[b].cols() * (2 * h.d_k() + 2 * h.d_v());
+    for (const head<S>& h : heads) projection_flops += 2.0 * Us[b].rows() * Us[b].cols() * (2 * h.d_k() + 2 * h.d_v());
   const bool threaded = simd_kernels::worth_threads(projection_flops);
 #pragma omp parallel for schedule(dynamic, 1) if (threaded)
-  for (index bh = 0; bh < B * H; ++bh) simd_project(ws[bh], Us[bh / H], hs[bh % H], params);
+  for (index bh = 0; bh < B * H; ++bh) simd_project(ws[bh], Us[bh / H], heads[bh % H], params);
   simd_forward_tiles<S>(ws, params.causal_mask);
 #pragma omp parallel for schedule(dynamic, 1) if (threaded)
   for (index b = 0; b < B; ++b) {
@@ -190,7 +190,7 @@ void simd_forward_unchecked(std::span<attention_output<S>> outs, std::span<const
     out.weights.clear();
     for (index h = 0; h < H; ++h) {
       const simd_head<S>& w = ws[b * H + h];
-      out.mu.noalias() += w.O.leftCols(w.d_v) * hs[h].W_O.transpose();  // (N, d_v) (d_v, p)
+      out.mu.noalias() += w.O.leftCols(w.d_v) * heads[h].W_O.transpose();  // (N, d_v) (d_v, p)
       out.lse[h] = w.lse;
     }
   }
@@ -205,24 +205,24 @@ void simd_require_scalar() {
 
 // Fused forward into `out` (mu and lse; weights left empty). Validation as the reference.
 template <class S>
-void attention_forward(simd, attention_output<S>& out, const_ref<S> U, const heads<S>& hs,
+void attention_forward(simd, attention_output<S>& out, const_ref<S> U, const heads<S>& heads,
                        const attention_params& params = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_attention<S>(U, hs, params);
+  detail::validate_attention<S>(U, heads, params);
   const std::vector<Eigen::Ref<const matrix<S>>> Us{U};
-  detail::simd_forward_unchecked<S>(std::span(&out, 1), Us, hs, params);
+  detail::simd_forward_unchecked<S>(std::span(&out, 1), Us, heads, params);
 }
 
 // Batch forward: outs[b] for sequence Us[b] (lengths may differ); validated as the reference.
 template <class S>
 void attention_forward_batch(simd, std::vector<attention_output<S>>& outs,
-                             std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs,
+                             std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads,
                              const attention_params& params = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_batch<S>(Us, hs, params);
+  detail::validate_batch<S>(Us, heads, params);
   const std::vector<Eigen::Ref<const matrix<S>>> refs(Us.begin(), Us.end());
   outs.resize(Us.size());
-  detail::simd_forward_unchecked<S>(outs, refs, hs, params);
+  detail::simd_forward_unchecked<S>(outs, refs, heads, params);
 }
 
 }  // namespace suptok

@@ -39,19 +39,20 @@ namespace detail {
 
 // Overwrites the blocks ps.J with dJ_t = weight * db_t/dJ_t for the counted tokens, 0 for the others.
 template <class S>
-void simd_barrier_block_gradients(simd_barrier_pass<S>& ps, const S& weight, const barrier_params& bp, mask m,
+void simd_barrier_block_gradients(simd_barrier_pass<S>& ps, const S& weight, const barrier_params& barrier, mask m,
                                   const std::string& argument) {
   const index p = ps.p, first = first_nontrivial(m);
   auto where = [](index t) { return "token " + std::to_string(t) + " (0-based)"; };
   for (index t = first; t < ps.N; ++t)  // the exact policy's error, thrown outside the threads
-    if (bp.policy == extension::exact && !on_log_branch(ps.ld[std::size_t(t)], bp))
-      barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], bp, argument, where(t));
+    if (barrier.policy == extension::exact && !on_log_branch(ps.ld[std::size_t(t)], barrier))
+      barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], barrier, argument,
+                                          where(t));
   ps.J.topRows(std::min(first, ps.N) * p).setZero();
 #pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(simd_token_flops(ps.N, p)))
   for (index t = first; t < ps.N; ++t)
     ps.J.middleRows(t * p, p) =
-        weight * barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], bp, argument,
-                                                     where(t));
+        weight * barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], barrier,
+                                                     argument, where(t));
 }
 
 // Per-token backward of head h: R_t into g.dO, D_t into g.D, the inclusive a_tt e_t into ae, the
@@ -224,15 +225,15 @@ void simd_barrier_centred_backward(matrix<S>& dU, matrix<S>& dQ, matrix<S>& dK, 
 // (accumulated over calls).
 template <class S>
 void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_barrier_pass<S>& ps,
-                                    const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs, const S& weight,
-                                    const barrier_params& bp, const attention_params& ap,
+                                    const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads, const S& weight,
+                                    const barrier_params& barrier, const attention_params& attention,
                                     const std::string& argument) {
-  const mask m = ap.causal_mask;
-  simd_barrier_forward_sequence<S>(ps, U, hs, bp, ap, true);
+  const mask m = attention.causal_mask;
+  simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, true);
   const index N = ps.N, p = ps.p, W = ps.W;
   sum = counted_sum<S>(ps.b, m);
   dU.setZero(N, p);
-  simd_barrier_block_gradients<S>(ps, weight, bp, m, argument);  // ps.J: dJ (N p, p)
+  simd_barrier_block_gradients<S>(ps, weight, barrier, m, argument);  // ps.J: dJ (N p, p)
   const matrix<S>& dJ = ps.J;
   simd_head_grad<S> g;
   g.Vt.setZero(W, ps.X.rows() + simd_skew<S>);  // X^T (W, n_pad), the values of every head's key tiles
@@ -241,7 +242,7 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
   vector<S> ae;  // (N) inclusive: a_tt e_t
   matrix<S> dA, dV, Rc;
   std::vector<index> rc;
-  for (std::size_t h = 0; h < hs.size(); ++h) {
+  for (std::size_t h = 0; h < heads.size(); ++h) {
     const simd_head<S>& w = ps.ws[h];
     simd_barrier_token_backward(g, ae, Rc, rc, dU, dA, dV, dJ, ps, h, U, m);
     simd_barrier_key_tiles(g, ps, w, m);
@@ -255,7 +256,7 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
     simd_barrier_centred_backward(dU, dQ, dK, Rc, rc, ps, w, m);
     dW[h].W_Q.noalias() += dQ.transpose() * U;  // (d_k, p)
     dW[h].W_K.noalias() += dK.transpose() * U;  // (d_k, p)
-    dU.noalias() += dQ * hs[h].W_Q + dK * hs[h].W_K;
+    dU.noalias() += dQ * heads[h].W_Q + dK * heads[h].W_K;
     // dx_s = Sym(E_s) x_s + E_s[m1 part]
 #pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(double(N) * double(W)))
     for (index s = 0; s < N; ++s) {
@@ -273,10 +274,10 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
       for (index i = 0; i < p; ++i) du[i] += E[i];
     }
     // A = W_K^T W_Q / tau, V = W_O W_V
-    dW[h].W_Q.noalias() += (hs[h].W_K * dA) / w.tau;
-    dW[h].W_K.noalias() += (hs[h].W_Q * dA.transpose()) / w.tau;
-    dW[h].W_O.noalias() += dV * hs[h].W_V.transpose();
-    dW[h].W_V.noalias() += hs[h].W_O.transpose() * dV;
+    dW[h].W_Q.noalias() += (heads[h].W_K * dA) / w.tau;
+    dW[h].W_K.noalias() += (heads[h].W_Q * dA.transpose()) / w.tau;
+    dW[h].W_O.noalias() += dV * heads[h].W_V.transpose();
+    dW[h].W_V.noalias() += heads[h].W_O.transpose() * dV;
   }
 }
 
@@ -284,17 +285,18 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
 
 // The penalty of one sequence and its gradients with respect to U and the heads.
 template <class S>
-barrier_gradients<S> barrier_penalty_backward(simd, const_ref<S> U, const heads<S>& hs, const barrier_params& bp,
-                                              const attention_params& ap = {}) {
+barrier_gradients<S> barrier_penalty_backward(simd, const_ref<S> U, const heads<S>& heads,
+                                              const barrier_params& barrier, const attention_params& attention = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_barrier(bp);
-  detail::validate_attention<S>(U, hs, ap);
-  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
-  barrier_gradients<S> r{S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(hs)}};
+  detail::validate_barrier(barrier);
+  detail::validate_attention<S>(U, heads, attention, "U", "attention");
+  const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
+  barrier_gradients<S> r{S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(heads)}};
   if (n == 0) return r;
   detail::simd_barrier_pass<S> ps;
   S sum = S(0);
-  detail::simd_barrier_backward_sequence<S>(sum, r.grad.dU, r.grad.dW, ps, U, hs, S(1) / S(n), bp, ap, "U");
+  detail::simd_barrier_backward_sequence<S>(sum, r.grad.dU, r.grad.dW, ps, U, heads, S(1) / S(n), barrier, attention,
+                                            "U");
   r.penalty = sum / S(n);
   return r;
 }
@@ -302,23 +304,24 @@ barrier_gradients<S> barrier_penalty_backward(simd, const_ref<S> U, const heads<
 // The batch penalty and its gradients: dU per sequence, dW summed over the batch.
 template <class S>
 barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backward(
-    simd, std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs, const barrier_params& bp,
-    const attention_params& ap = {}) {
+    simd, std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads, const barrier_params& barrier,
+    const attention_params& attention = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_barrier(bp);
-  detail::validate_batch<S>(Us, hs, ap);
+  detail::validate_barrier(barrier);
+  detail::validate_batch<S>(Us, heads, attention, "attention");
   index n = 0;
-  for (const matrix<S>& U : Us) n += detail::counted_tokens(U.rows(), ap.causal_mask);
-  barrier_gradients<S, attention_batch_gradients<S>> r{S(0), {std::vector<matrix<S>>(Us.size()), detail::zero_like(hs)}};
+  for (const matrix<S>& U : Us) n += detail::counted_tokens(U.rows(), attention.causal_mask);
+  barrier_gradients<S, attention_batch_gradients<S>> r{S(0),
+                                                       {std::vector<matrix<S>>(Us.size()), detail::zero_like(heads)}};
   const S weight = n == 0 ? S(0) : S(1) / S(n);
   S total = S(0);
   detail::simd_barrier_pass<S> ps;
   for (std::size_t b = 0; b < Us.size(); ++b) {
     r.grad.dU[b].setZero(Us[b].rows(), Us[b].cols());
-    if (detail::counted_tokens(Us[b].rows(), ap.causal_mask) == 0) continue;
+    if (detail::counted_tokens(Us[b].rows(), attention.causal_mask) == 0) continue;
     S sum = S(0);
-    detail::simd_barrier_backward_sequence<S>(sum, r.grad.dU[b], r.grad.dW, ps, Us[b], hs, weight, bp, ap,
-                                              "Us[" + std::to_string(b) + "]");
+    detail::simd_barrier_backward_sequence<S>(sum, r.grad.dU[b], r.grad.dW, ps, Us[b], heads, weight, barrier,
+                                              attention, "Us[" + std::to_string(b) + "]");
     total += sum;
   }
   if (n > 0) r.penalty = total / S(n);

@@ -141,16 +141,16 @@ void simd_refine_moments(simd_head<S>& w, std::vector<char>& centred, const simd
 // the centred pass where they cancel.
 template <class S>
 void simd_barrier_moments(simd_head<S>& w, std::vector<char>& centred, simd_barrier_pass<S>& ps,
-                          const Eigen::Ref<const matrix<S>>& U, const head<S>& h, const attention_params& ap) {
-  simd_project(w, U, h, ap);  // Qs, Kt (its values U W_V^T are not used)
-  simd_attention_moments(w, ps.X, ap.causal_mask, ps.moments);
+                          const Eigen::Ref<const matrix<S>>& U, const head<S>& h, const attention_params& attention) {
+  simd_project(w, U, h, attention);  // Qs, Kt (its values U W_V^T are not used)
+  simd_attention_moments(w, ps.X, attention.causal_mask, ps.moments);
   const index z = barrier_sum_column(ps.p);
 #pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(double(ps.N) * double(ps.W)))
   for (index t = 0; t < ps.N; ++t) {  // [m2, m1, z] / z; a row with an empty past stays 0
     S* o = w.O.data() + t * ps.W;
     if (o[z] > S(0)) simd_kernels::scale(o, ps.W, S(1) / o[z]);
   }
-  simd_refine_moments(w, centred, ps, ap.causal_mask);
+  simd_refine_moments(w, centred, ps, attention.causal_mask);
 }
 
 // Flops of the per-token (p, p) products and LUs of N tokens, for the decision to thread.
@@ -222,7 +222,7 @@ void simd_token_product(simd_token<S>& k, const simd_barrier_pass<S>& ps, std::s
 // block and the (N p, p) stack is never allocated.
 template <class S>
 void simd_barrier_accumulate(simd_barrier_pass<S>& ps, std::size_t slot, std::size_t h,
-                             const Eigen::Ref<const matrix<S>>& U, const barrier_params& bp, mask m, bool last,
+                             const Eigen::Ref<const matrix<S>>& U, const barrier_params& barrier, mask m, bool last,
                              bool store_J) {
   const index p = ps.p, p_pad = ps.p_pad;
   const simd_head<S>& w = ps.ws[slot];
@@ -243,7 +243,7 @@ void simd_barrier_accumulate(simd_barrier_pass<S>& ps, std::size_t slot, std::si
       }
       if (last) {
         ps.ld[std::size_t(t)] = simd_kernels::lu_log_det(k.VM.data(), p, p_pad);
-        ps.b[std::size_t(t)] = barrier_from_log_det(ps.ld[std::size_t(t)], bp);
+        ps.b[std::size_t(t)] = barrier_from_log_det(ps.ld[std::size_t(t)], barrier);
       }
     }
   }
@@ -256,27 +256,28 @@ inline bool simd_barrier_stores_J(std::size_t H, bool backward) { return backwar
 // stored). keep_heads (the backward) keeps every head's moments and projections and the blocks J;
 // otherwise one head buffer is reused.
 template <class S>
-void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U, const heads<S>& hs,
-                                   const barrier_params& bp, const attention_params& ap, bool keep_heads) {
+void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U,
+                                   const heads<S>& heads, const barrier_params& barrier,
+                                   const attention_params& attention, bool keep_heads) {
   const index N = U.rows(), p = U.cols();
-  const bool store_J = simd_barrier_stores_J(hs.size(), keep_heads);
+  const bool store_J = simd_barrier_stores_J(heads.size(), keep_heads);
   simd_barrier_pack(ps, U);
-  ps.ws.resize(keep_heads ? hs.size() : 1);
+  ps.ws.resize(keep_heads ? heads.size() : 1);
   ps.centred.resize(ps.ws.size());
-  ps.A.resize(hs.size());
-  ps.A_pad.resize(hs.size());
-  ps.V.resize(hs.size());
+  ps.A.resize(heads.size());
+  ps.A_pad.resize(heads.size());
+  ps.V.resize(heads.size());
   ps.ld.resize(std::size_t(N));
   ps.b.resize(std::size_t(N));
   ps.J.resize(store_J ? N * p : 0, p);
-  ps.one_head = hs.size() == 1;
+  ps.one_head = heads.size() == 1;
   for (index t = 0; t < ps.J.rows() / p; ++t) ps.J.middleRows(t * p, p).setIdentity();
-  for (std::size_t h = 0; h < hs.size(); ++h) {
+  for (std::size_t h = 0; h < heads.size(); ++h) {
     const std::size_t slot = keep_heads ? h : 0;
     simd_head<S>& w = ps.ws[slot];
-    simd_barrier_moments(w, ps.centred[slot], ps, U, hs[h], ap);
-    ps.A[h] = logit_matrix(hs[h], w.tau);  // (p, p)
-    ps.V[h] = value_matrix(hs[h]);         // (p, p)
+    simd_barrier_moments(w, ps.centred[slot], ps, U, heads[h], attention);
+    ps.A[h] = logit_matrix(heads[h], w.tau);  // (p, p)
+    ps.V[h] = value_matrix(heads[h]);         // (p, p)
     if (ps.one_head) {
       ps.B_pad.setZero(p, ps.p_pad);
       ps.B_pad.leftCols(p).noalias() = ps.A[h] * ps.V[h];  // B = A V
@@ -286,7 +287,7 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
       ps.A_pad[h].setZero(p, ps.p_pad);
       ps.A_pad[h].leftCols(p) = ps.A[h];
     }
-    simd_barrier_accumulate(ps, slot, h, U, bp, ap.causal_mask, h + 1 == hs.size(), store_J);
+    simd_barrier_accumulate(ps, slot, h, U, barrier, attention.causal_mask, h + 1 == heads.size(), store_J);
   }
 }
 
@@ -296,20 +297,20 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
 // sequence of a batch): the forward, or the forward and backward together (backward = true).
 // Excludes the outputs (b_t, gradients) and Eigen's small per-thread temporaries.
 template <class S>
-std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& hs, bool backward) {
+std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& heads, bool backward) {
   using detail::simd_kernels::block_width;
   using detail::simd_kernels::max_threads;
   using detail::simd_kernels::round_up;
   detail::simd_require_scalar<S>();
   detail::require(N > 0, "N", "must be positive, got ", N);
-  detail::validate_heads(hs, hs.empty() ? 1 : hs[0].p());
-  const index p = hs[0].p(), W = detail::barrier_width<S>(p), n_pad = round_up(N, detail::simd_tile);
+  detail::validate_heads(heads, heads.empty() ? 1 : heads[0].p());
+  const index p = heads[0].p(), W = detail::barrier_width<S>(p), n_pad = round_up(N, detail::simd_tile);
   const index T = detail::simd_tile, threads = max_threads();
   // Xc, X, J, the moment GEMM's panels; backward: X^T (shared by the heads; X is released after it)
-  index n = N * p + n_pad * W + (detail::simd_barrier_stores_J(hs.size(), backward) ? N * p * p : 0) +
+  index n = N * p + n_pad * W + (detail::simd_barrier_stores_J(heads.size(), backward) ? N * p * p : 0) +
             detail::simd_moment_buffer_elements<S>(N, W) + (backward ? W * n_pad : 0);
   index heads_kept = 0;
-  for (const head<S>& h : hs) {
+  for (const head<S>& h : heads) {
     const index dk = round_up(h.d_k(), block_width<S>);
     // Qs, Kt, the (unused) values U W_V^T, moments, lse; the P and dP tiles per thread
     const index one = N * dk + h.d_k() * n_pad + n_pad * round_up(h.d_v(), block_width<S>) +
@@ -324,43 +325,44 @@ std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& hs, bool back
 
 // b_t for every token t = 0..N-1 of U (N, p), as barrier_per_token of barrier/penalty.hpp.
 template <class S>
-std::vector<S> barrier_per_token(simd, const_ref<S> U, const heads<S>& hs, const barrier_params& bp,
-                                 const attention_params& ap = {}) {
+std::vector<S> barrier_per_token(simd, const_ref<S> U, const heads<S>& heads, const barrier_params& barrier,
+                                 const attention_params& attention = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_barrier(bp);
-  detail::validate_attention<S>(U, hs, ap);
+  detail::validate_barrier(barrier);
+  detail::validate_attention<S>(U, heads, attention, "U", "attention");
   detail::simd_barrier_pass<S> ps;
-  detail::simd_barrier_forward_sequence<S>(ps, U, hs, bp, ap, false);
+  detail::simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false);
   return ps.b;
 }
 
 // The penalty of one sequence: mean of b_t over its non-trivial tokens.
 template <class S>
-S barrier_penalty(simd, const_ref<S> U, const heads<S>& hs, const barrier_params& bp, const attention_params& ap = {}) {
+S barrier_penalty(simd, const_ref<S> U, const heads<S>& heads, const barrier_params& barrier,
+                  const attention_params& attention = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_barrier(bp);
-  detail::validate_attention<S>(U, hs, ap);
-  const index n = detail::counted_tokens(U.rows(), ap.causal_mask);
+  detail::validate_barrier(barrier);
+  detail::validate_attention<S>(U, heads, attention, "U", "attention");
+  const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
   if (n == 0) return S(0);
   detail::simd_barrier_pass<S> ps;
-  detail::simd_barrier_forward_sequence<S>(ps, U, hs, bp, ap, false);
-  return detail::counted_sum<S>(ps.b, ap.causal_mask) / S(n);
+  detail::simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false);
+  return detail::counted_sum<S>(ps.b, attention.causal_mask) / S(n);
 }
 
 // The penalty of a batch (heads shared): mean over all non-trivial tokens of all sequences.
 template <class S>
-S barrier_penalty_batch(simd, std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& hs,
-                        const barrier_params& bp, const attention_params& ap = {}) {
+S barrier_penalty_batch(simd, std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads,
+                        const barrier_params& barrier, const attention_params& attention = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_barrier(bp);
-  detail::validate_batch<S>(Us, hs, ap);
+  detail::validate_barrier(barrier);
+  detail::validate_batch<S>(Us, heads, attention, "attention");
   index n = 0;
   S sum = S(0);
   detail::simd_barrier_pass<S> ps;  // buffers reused by the sequences
   for (const matrix<S>& U : Us) {
-    n += detail::counted_tokens(U.rows(), ap.causal_mask);
-    detail::simd_barrier_forward_sequence<S>(ps, U, hs, bp, ap, false);
-    sum += detail::counted_sum<S>(ps.b, ap.causal_mask);
+    n += detail::counted_tokens(U.rows(), attention.causal_mask);
+    detail::simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false);
+    sum += detail::counted_sum<S>(ps.b, attention.causal_mask);
   }
   return n == 0 ? S(0) : sum / S(n);
 }
