@@ -3,14 +3,16 @@
 # and runs each for a bounded time, failing on any crash, sanitizer report, leak, timeout or
 # oversized allocation.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]     SECONDS per target (default 60); targets: npy safetensors models
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     SECONDS per target (default 60);
+#                                             targets: npy safetensors models
 #
-# Environment: CXX_FUZZ (default clang++), FUZZ_BUILD_DIR (default build-fuzz), FUZZ_JOBS (default 1).
+# Environment: CXX_FUZZ (default clang++), FUZZ_BUILD_DIR (default build-fuzz), FUZZ_PARALLEL (how
+# many targets build and run at once, default: the number of cores, at most 4).
 # Each run starts from the committed seeds in fuzz/corpus/<target>/ plus what earlier runs found
 # (kept in $FUZZ_BUILD_DIR/corpus/<target>/, never in the repository). A failing input is saved as
-# $FUZZ_BUILD_DIR/artifacts/<target>-crash-* (or leak-*, oom-*, timeout-*); add it to tests/io as
-# a regression test. Needs clang with compiler-rt (Debian: clang, libclang-rt-dev) and
-# nlohmann-json3-dev.
+# $FUZZ_BUILD_DIR/artifacts/<target>-crash-* (or leak-*, oom-*, timeout-*); add it to the tests as
+# a regression test (tests/io/regressions.cpp replays every committed seed). Needs clang with
+# compiler-rt (Debian: clang, libclang-rt-dev) and nlohmann-json3-dev.
 set -euo pipefail
 
 seconds=${1:-60}
@@ -21,7 +23,8 @@ targets=("$@")
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cxx=${CXX_FUZZ:-clang++}
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
-jobs=${FUZZ_JOBS:-1}
+cores=$(nproc)
+parallel=${FUZZ_PARALLEL:-$(( cores < 4 ? cores : 4 ))}
 mkdir -p "$build/artifacts"
 
 if ! command -v "$cxx" >/dev/null; then
@@ -29,28 +32,27 @@ if ! command -v "$cxx" >/dev/null; then
   exit 1
 fi
 eigen_flags=$(pkg-config --cflags eigen3 2>/dev/null || echo "-I/usr/include/eigen3")
-
-status=0
 for target in "${targets[@]}"; do
-  src="$root/fuzz/${target}_fuzz.cpp"
-  [ -f "$src" ] || { echo "fuzz: no target '$target' ($src)" >&2; exit 1; }
-  exe="$build/${target}_fuzz"
+  [ -f "$root/fuzz/${target}_fuzz.cpp" ] || { echo "fuzz: no target '$target'" >&2; exit 1; }
+done
+
+build_target() {
+  local target=$1 start
   start=$(date +%s)
   # shellcheck disable=SC2086
   "$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -I"$root/include" $eigen_flags "$src" -o "$exe"
+    -I"$root/include" $eigen_flags "$root/fuzz/${target}_fuzz.cpp" -o "$build/${target}_fuzz" \
+    2>"$build/$target.build.log" || { cat "$build/$target.build.log" >&2; return 1; }
   echo "fuzz: built $target in $(( $(date +%s) - start )) s"
+}
 
-  corpus="$build/corpus/$target"
+run_target() {
+  local target=$1 corpus="$build/corpus/$1" log="$build/$1.log" dict=() runs
   mkdir -p "$corpus"
-  dict=()
   [ -f "$root/fuzz/$target.dict" ] && dict=(-dict="$root/fuzz/$target.dict")
-  log="$build/$target.log"
   # -malloc_limit_mb: no single allocation may exceed 256 MB on inputs of at most 64 KiB.
-  parallel=()
-  [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
-  # Run inside the build directory: libFuzzer writes its per-job logs to the working directory.
-  if (cd "$build" && "$exe" "$corpus" "$root/fuzz/corpus/$target" "${dict[@]}" "${parallel[@]}" \
+  # Run inside the build directory: libFuzzer may write logs to the working directory.
+  if (cd "$build" && "./${target}_fuzz" "$corpus" "$root/fuzz/corpus/$target" "${dict[@]}" \
        -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=256 \
        -print_final_stats=1 -artifact_prefix="$build/artifacts/$target-") >"$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | awk '{s += $2} END {print s + 0}')
@@ -58,7 +60,24 @@ for target in "${targets[@]}"; do
   else
     echo "fuzz: $target FAILED, see $log and $build/artifacts/:" >&2
     grep -E 'ERROR|SUMMARY|Test unit written' "$log" | head -20 >&2 || tail -20 "$log" >&2
-    status=1
+    return 1
   fi
-done
-exit $status
+}
+
+# Runs `$1 target` for every target, at most $parallel at once; fails when any of them failed.
+for_each_target() {
+  local step=$1 status=0 pids=() target
+  for target in "${targets[@]}"; do
+    "$step" "$target" &
+    pids+=($!)
+    if [ ${#pids[@]} -ge "$parallel" ]; then
+      wait "${pids[0]}" || status=1
+      pids=("${pids[@]:1}")
+    fi
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  return $status
+}
+
+for_each_target build_target
+for_each_target run_target

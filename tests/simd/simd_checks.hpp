@@ -10,6 +10,8 @@
 
 #include <test_support.hpp>
 
+#include "instances_simd.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <vector>

@@ -1,0 +1,29 @@
+// Explicit instantiations of the simd kernels for float and double (see tests/common/instances.hpp
+// for the pattern). The simd barrier tests built for the default ISA link them from the
+// suptok_test_simd_instances library (compiled once, with the same -march and -O2 as the tests);
+// each test translation unit then instantiates only its own checks. Targets built for another ISA
+// (test_simd_attention: x86-64-v3) define SUPTOK_TEST_NO_EXTERN_INSTANCES and instantiate their own.
+#pragma once
+
+#include <suptok/simd.hpp>
+
+#define SUPTOK_SIMD_INSTANCES(EXTERN, S)                                                                      \
+  EXTERN template void suptok::detail::simd_forward_unchecked<S>(                                            \
+      std::span<suptok::attention_output<S>>, std::span<const Eigen::Ref<const suptok::matrix<S>>>,         \
+      const suptok::heads<S>&, const suptok::attention_params&);                                              \
+  EXTERN template void suptok::detail::simd_backward_sequence<S>(                                            \
+      suptok::matrix<S>&, suptok::heads<S>&, suptok::detail::simd_head<S>&, suptok::detail::simd_head_grad<S>&, \
+      const Eigen::Ref<const suptok::matrix<S>>&, const Eigen::Ref<const suptok::matrix<S>>&,               \
+      const suptok::heads<S>&, const suptok::attention_params&);                                              \
+  EXTERN template void suptok::detail::simd_barrier_forward_sequence<S>(                                     \
+      suptok::detail::simd_barrier_pass<S>&, const Eigen::Ref<const suptok::matrix<S>>&,                     \
+      const suptok::heads<S>&, const suptok::barrier_params&, const suptok::attention_params&, bool);         \
+  EXTERN template void suptok::detail::simd_barrier_backward_sequence<S>(                                    \
+      S&, suptok::matrix<S>&, suptok::heads<S>&, suptok::detail::simd_barrier_pass<S>&,                      \
+      const Eigen::Ref<const suptok::matrix<S>>&, const suptok::heads<S>&, const S&,                          \
+      const suptok::barrier_params&, const suptok::attention_params&, const std::string&);
+
+#ifndef SUPTOK_TEST_NO_EXTERN_INSTANCES
+SUPTOK_SIMD_INSTANCES(extern, float)
+SUPTOK_SIMD_INSTANCES(extern, double)
+#endif
