@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs missing dependencies, builds the examples and runs the demonstration: every example
-# in order, each of which checks its own results and exits non-zero on a failed check.
+# in order, each of which checks its own results and exits non-zero on a failed check; then the
+# figures of docs/interop.md (the Python module, suptok-analyze, suptok-plot) into $build/demo-figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -15,3 +16,16 @@ for t in $targets; do
 done
 echo
 echo "demo: all examples passed their checks"
+
+# The figures of docs/interop.md: a small PyTorch model trained with the barrier in its loss
+# (python/examples/interop.py), its layer analysed by suptok-analyze and drawn by suptok-plot.
+cmake --build "$build" -j "${SUPTOK_JOBS:-2}" --target suptok-analyze suptok_python
+figures="$build/demo-figures"
+echo
+echo "==================== figures ===================="
+PYTHONPATH="$build/python" /usr/bin/python3 python/examples/interop.py "$figures"
+"$build/tools/suptok-analyze" --embeddings "$figures/U.npy" --weights "$figures/model.safetensors" \
+  --support k=5 --json "$figures/analysis.json"
+/usr/bin/python3 tools/suptok_plot.py "$figures/analysis.json" >/dev/null
+echo "demo: figures of the example layer in $figures: analysis_tokens.png (log |det J_t| and signed"
+echo "      margins along the sequence, support tokens circled) and analysis_margins.png (histogram of margins)"
