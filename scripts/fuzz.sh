@@ -4,7 +4,7 @@
 # oversized allocation.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     SECONDS per target (default 60);
-#                                             targets: npy safetensors models
+#                                             targets: npy safetensors models validation
 #
 # Environment: CXX_FUZZ (default clang++), FUZZ_BUILD_DIR (default build-fuzz), FUZZ_PARALLEL (how
 # many targets build and run at once, default: the number of cores, at most 4).
@@ -18,7 +18,7 @@ set -euo pipefail
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(npy safetensors models)
+[ ${#targets[@]} -eq 0 ] && targets=(npy safetensors models validation)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cxx=${CXX_FUZZ:-clang++}

@@ -218,7 +218,7 @@ std::vector<S> all_roots_1d(const_ref<S> past, const S& eps_t, const heads<S>& h
     const S f1 = f(x1);
     if (f1 == S(0)) {
       roots.push_back(x1);
-    } else if (f0 != S(0) && (f0 < S(0)) != (f1 < S(0))) {
+    } else if ((f0 < S(0) && S(0) < f1) || (S(0) < f0 && f1 < S(0))) {  // a sign change (a NaN is none)
       boost::uintmax_t iterations = 200;
       const auto br = boost::math::tools::toms748_solve(
           f, x0, x1, f0, f1, boost::math::tools::eps_tolerance<S>(std::numeric_limits<S>::digits - 3), iterations);
