@@ -1,6 +1,7 @@
 """Tables of the runs: one flat row per run (the CSV) and per-lambda summaries over seeds (the
 terminal), each cell the mean over seeds and, with two seeds or more, +- their sample standard
-deviation."""
+deviation; and the paired comparison of each lambda > 0 with lambda = 0 on the same seed (same
+initial weights and batches), which removes the seed-to-seed variation the two share."""
 import csv
 import statistics
 
@@ -47,6 +48,28 @@ def format_table(header, rows):
     return "\n".join("  ".join(str(c).rjust(w) for c, w in zip(cells, widths)) for cells in lines)
 
 
+def paired_table(runs):
+    """Per lambda > 0, over the seeds that also have a lambda = 0 run: the relative change of clean
+    accuracy, 100 (acc - acc_0) / acc_0 in per cent, and per perturbation the robustness gain
+    100 (1 - drop / drop_0) in per cent, drop the accuracy lost to it (positive: the model lost less
+    than its lambda = 0 twin); None when lambda = 0 has no run."""
+    rows = [flat_row(run) for run in runs]
+    plain = {row["seed"]: row for row in rows if row["lambda"] == 0}
+    if not plain:
+        return None
+    levels = [(r["kind"], r["level"]) for r in runs[0]["test"]["robustness"]]
+    table = []
+    for lam in sorted({row["lambda"] for row in rows if row["lambda"] > 0}):
+        pairs = [(row, plain[row["seed"]]) for row in rows if row["lambda"] == lam and row["seed"] in plain]
+        cells = [spread([100 * (r["accuracy"] - r0["accuracy"]) / r0["accuracy"] for r, r0 in pairs], 2)]
+        for kind, level in levels:
+            key = f"{kind}{level:g}_accuracy_drop"
+            cells.append(spread([100 * (1 - r[key] / r0[key]) for r, r0 in pairs if r0[key] > 0], 1))
+        table.append([f"{lam:g}", str(len(pairs)), *cells])
+    return format_table(["lambda", "seeds", "clean accuracy %", *(f"gain {kind} {level:g} %" for kind, level in levels)],
+                        table)
+
+
 def summary_tables(runs):
     """Three tables as text: clean scores and cost, robustness, margin geometry per layer."""
     rows = [flat_row(run) for run in runs]
@@ -65,6 +88,9 @@ def summary_tables(runs):
         [[f"{kind} {level:g}", *(f"{spread(column(lam, f'{kind}{level:g}_bits_increase'))}, "
                                  f"{spread(column(lam, f'{kind}{level:g}_accuracy_drop'))}" for lam in lambdas)]
          for kind, level in levels])
+    paired = paired_table(runs)
+    if paired:
+        robust += f"\n\npaired with lambda 0 (same seed):\n{paired}"
     layers = len((runs[0]["test"]["margins"] or {"layers": []})["layers"])
     if not layers:
         return f"{clean}\n\n{robust}\n\nmargins: not measured (suptok.analyse is not importable)"

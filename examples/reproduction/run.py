@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The reproduction experiment: every lambda with every seed, same data, budget and evaluation.
 
-usage: run.py [--quick] [--lambdas L [L ...]] [--seeds S] [--steps N] [--data DIR] [--out DIR] [--threads T]
+usage: run.py [--quick] [--lambdas L [L ...]] [--seeds S] [--steps N] [--data DIR] [--out DIR] [--threads T] [--jobs J]
 
 For each seed and lambda (default 0, 0.02, 0.05): train.py's training, the checkpoint
 OUT/<preset>/lambda<L>_seed<S>/model.pt, evaluate.py's test-split evaluation. Then, in
@@ -10,11 +10,15 @@ measurements), results.csv (one row per run), loss_curves.png, robustness.png,
 margin_histograms.png and margin_strip.png (the last two when suptok.analyse is importable), and
 the summary tables on the terminal. --quick: the tiny preset, one seed (about a minute in all on
 2 cores); the default is the full preset, 3 seeds. lambda > 0 needs suptok.torch (build/python on
-PYTHONPATH).
+PYTHONPATH). --jobs J: J runs at once in worker processes, each with T / J threads (one progress
+line for all runs then); on two cores, --jobs 2 --threads 2 gives each run one core, which the
+small matrices of the full preset use better than two threads of one run.
 """
 import argparse
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, replace
 import json
+import multiprocessing
 import os
 from pathlib import Path
 import platform
@@ -25,6 +29,7 @@ import torch
 
 import evaluate
 import prepare_data
+import progress
 import report
 import settings
 import suptok_calls
@@ -44,17 +49,47 @@ def machine():
             "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
 
 
-def one_run(preset, barrier_weight, seed, corpus, out):
+def one_run(preset, barrier_weight, seed, corpus, out, progress=True):
     label = f"lambda {barrier_weight:g} seed {seed}"
     config = preset.train_config(barrier_weight, seed)
-    model, history = train.train(preset.model_config(len(corpus.characters)), config, corpus, label=f"train {label}")
+    model, history = train.train(preset.model_config(len(corpus.characters)), config, corpus, progress=progress,
+                                 label=f"train {label}")
     run_dir = preset.run_dir(out, barrier_weight, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     train.save_checkpoint(run_dir / "model.pt", model, config, corpus.characters)
     history["steps"] = config.steps
     history["barrier_share"] = history["barrier_seconds"] / history["step_seconds"] if barrier_weight > 0 else None
     return {"lambda": barrier_weight, "seed": seed, "checkpoint": str(run_dir / "model.pt"), "train": history,
-            "test": evaluate.evaluate(model, corpus, preset.evaluation, label=f"evaluate {label}")}
+            "test": evaluate.evaluate(model, corpus, preset.evaluation, progress=progress, label=f"evaluate {label}")}
+
+
+def worker_run(preset, barrier_weight, seed, corpus, out, threads):
+    """one_run in a worker process of --jobs: its own threads, no per-run progress line."""
+    torch.set_num_threads(threads)
+    return one_run(preset, barrier_weight, seed, corpus, out, progress=False)
+
+
+def all_runs(preset, lambdas, seeds, corpus, args):
+    """Every (seed, lambda) run, in this order in the result; args.jobs > 1 runs them in a pool of
+    worker processes (spawned, so that no PyTorch thread pool is forked) with one progress line. A
+    spawned worker imports the calling script: call this from under `if __name__ == "__main__"`."""
+    order = [(seed, lam) for seed in range(seeds) for lam in lambdas]
+    if args.jobs == 1:
+        return [one_run(preset, lam, seed, corpus, args.out) for seed, lam in order]
+    threads = max(1, args.threads // args.jobs)
+    for pool_size in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # read by the workers' libraries when they load
+        os.environ[pool_size] = str(threads)
+    bar = progress.Progress(f"{len(order)} runs, {args.jobs} at once", len(order))
+    results = {}
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(worker_run, preset, lam, seed, corpus, args.out, threads): (seed, lam) for seed, lam in order}
+        bar.update(0)
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            seed, lam = futures[future]
+            bar.update(len(results), f"done: lambda {lam:g} seed {seed}")
+    bar.close()
+    return [results[key] for key in order]
 
 
 def main():
@@ -66,7 +101,10 @@ def main():
     parser.add_argument("--data", type=Path, default=prepare_data.DEFAULT_DATA_DIR, help="prepared data (made when missing)")
     parser.add_argument("--out", type=Path, default=settings.DEFAULT_OUT)
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch and OpenMP threads (default: all cores)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, in worker processes sharing the threads (default 1)")
     args = parser.parse_args()
+    if args.threads < 1 or args.jobs < 1:
+        parser.error(f"--threads {args.threads} and --jobs {args.jobs} must be at least 1")
     if any(lam > 0 for lam in args.lambdas) and suptok_calls.barrier_unavailable():
         parser.error(f"lambda > 0 needs the barrier operator: {suptok_calls.barrier_unavailable()} (or pass --lambdas 0)")
     reference_blas = [path for path in blas_files() if "/blas/libblas.so" in path]  # Debian's netlib BLAS
@@ -80,9 +118,9 @@ def main():
     seeds = args.seeds or preset.seeds
     corpus = prepare_data.load(args.data)
     started = time.perf_counter()
-    runs = [one_run(preset, lam, seed, corpus, args.out) for seed in range(seeds) for lam in args.lambdas]
+    runs = all_runs(preset, args.lambdas, seeds, corpus, args)
     out_dir = args.out / preset.name
-    results = {"command": " ".join(["run.py", *sys.argv[1:]]), "machine": machine(), "wall_seconds": time.perf_counter() - started,
+    results = {"command": " ".join(["run.py", *sys.argv[1:]]), "machine": machine(), "jobs": args.jobs, "wall_seconds": time.perf_counter() - started,
                "preset": asdict(preset), "runs": runs}
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
     report.write_csv(runs, out_dir / "results.csv")
