@@ -152,16 +152,7 @@ TEST_CASE("exact policy: the gradients name the sequence of an infeasible token"
     CHECK(barrier_penalty<double>(U, hs, exact) == inf);
     CHECK(barrier_penalty_batch<double>(Us, hs, exact) == inf);
   });
-  const auto names_token_2 = [](std::function<void()> call) {
-    return [call] {
-      try {
-        call();
-      } catch (const error& e) {
-        CHECK(std::string(e.what()).find("token 2 (0-based) is infeasible") != std::string::npos);
-        throw;
-      }
-    };
-  };
+  const auto names_token_2 = [](std::function<void()> call) { return saying("token 2 (0-based) is infeasible", call); };
   check_cases({
       {"penalty backward", "U", names_token_2([&] { barrier_penalty_backward<double>(U, hs, exact); })},
       {"penalty backward (layer)", "U", names_token_2([&] { barrier_penalty_backward<double>(U, l, exact); })},
@@ -170,6 +161,36 @@ TEST_CASE("exact policy: the gradients name the sequence of an infeasible token"
        names_token_2([&] { barrier_penalty_layers_backward<double>({{U_long, hs}, {U, hs}}, exact); })},
       {"one block of det -1", "J", [&] { barrier_block_backward<double>(M::Constant(1, 1, -1), exact); }},
       {"one singular block", "J", [&] { barrier_block_backward<double>(M::Zero(2, 2), exact); }},
+  });
+}
+
+// Finite inputs whose attention logits overflow a double (|u| ~ 1e200, logits ~ 1e400): every
+// function that forms J_t itself names the sequence and says which J_t is not finite, instead of
+// returning NaN (docs/errors.md, "Non-finite values").
+TEST_CASE("an overflowing J_t names its sequence", "[errors][barrier]") {
+  const M U = seq(), huge = 1e200 * seq(4, 3, 12);
+  const heads<double> hs = stack();
+  const layer<double> l = as_layer(hs);
+  const auto Psi = noise_covariance<double>::isotropic(1.0);
+  REQUIRE(!jacobian_blocks<double>(huge, hs)[3].allFinite());
+  const auto not_finite = [](std::function<void()> call) {
+    return saying(") is not finite: the finite inputs overflowed", call);
+  };
+  check_cases({
+      {"barrier_per_token", "U", not_finite([&] { barrier_per_token<double>(huge, hs, extended); })},
+      {"barrier_penalty (layer)", "U", not_finite([&] { barrier_penalty<double>(huge, l, extended); })},
+      {"barrier_penalty_backward", "U", not_finite([&] { barrier_penalty_backward<double>(huge, hs, extended); })},
+      {"batch, sequence 1", "Us[1]",
+       not_finite([&] { barrier_penalty_batch<double>(std::vector<M>{U, huge}, hs, extended); })},
+      {"batch backward, sequence 1", "Us[1]",
+       not_finite([&] { barrier_penalty_batch_backward<double>(std::vector<M>{U, huge}, hs, extended); })},
+      {"layers, layer 1", "layers[1].U", not_finite([&] { barrier_penalty_layers<double>({{U, hs}, {huge, hs}}, extended); })},
+      {"layers backward, layer 1", "layers[1].U",
+       not_finite([&] { barrier_penalty_layers_backward<double>({{U, hs}, {huge, hs}}, extended); })},
+      {"token_margins", "U", not_finite([&] { token_margins<double>(huge, hs); })},
+      {"analyse", "U", not_finite([&] { analyse<double>(huge, l); })},
+      {"log_likelihood", "U", not_finite([&] { log_likelihood<double>(huge, hs, Psi); })},
+      {"log_likelihood_backward", "U", not_finite([&] { log_likelihood_backward<double>(huge, hs, Psi); })},
   });
 }
 

@@ -38,6 +38,19 @@ inline void check_cases(const std::vector<error_case>& cases) {
   }
 }
 
+// The call, with a check that the suptok::error it throws says `text` (then rethrown for
+// check_cases).
+inline std::function<void()> saying(const std::string& text, std::function<void()> call) {
+  return [text, call] {
+    try {
+      call();
+    } catch (const error& e) {
+      CHECK(std::string(e.what()).find(text) != std::string::npos);
+      throw;
+    }
+  };
+}
+
 // Runs a call that must not throw: the fixtures are valid, so each failing case above is caused by
 // the one change it makes.
 inline void check_valid(const std::string& name, const std::function<void()>& call) {

@@ -112,6 +112,9 @@ TEST_CASE("simd barrier: names of the barrier, batch and workspace arguments", "
       {"workspace: no heads", "heads", [&] { barrier_workspace_bytes(simd{}, 8, heads<double>{}, true); }},
       {"workspace: W_K of p = 5, heads of p = 3", "heads[1].W_K", [&] { barrier_workspace_bytes(simd{}, 8, wide_k, false); }},
       {"workspace: N = -1", "N", [&] { barrier_workspace_bytes(simd{}, -1, hs, false); }},
+      {"workspace: N p^2 beyond 64 bits", "N", [&] { barrier_workspace_bytes(simd{}, suptok::index(1) << 50, hs, true); }},
+      {"workspace: heads of p = 0", "heads[0].W_Q",
+       [&] { barrier_workspace_bytes(simd{}, 8, heads<double>{{M(2, 0), M(2, 0), M(3, 0), M(0, 3)}}, false); }},
   });
   // Exact policy, p = 1: token 2 of (1, -1, 0) has J_2 = -1 (see barrier.cpp); sequence 1 of the batch.
   const barrier_params exact{extension::exact, 1e-8, 1e-2};
@@ -121,4 +124,15 @@ TEST_CASE("simd barrier: names of the barrier, batch and workspace arguments", "
   REQUIRE(barrier_per_token(simd{}, folding, fold, exact)[2] == inf);
   check_cases({{"batch backward: infeasible token 2 of sequence 1", "Us[1]",
                 [&] { barrier_penalty_batch_backward(simd{}, batch, fold, exact); }}});
+  // Finite U whose logits overflow a double (as in barrier.cpp): J_t is not finite, and the error,
+  // raised after the tokens' OpenMP region, names the sequence.
+  const M huge = 1e200 * seq(4, 3, 12);
+  const std::vector<M> overflowing{U, huge};
+  check_cases({
+      {"per_token: overflowing U", "U", [&] { barrier_per_token(simd{}, huge, hs, ok); }},
+      {"penalty_backward: overflowing U", "U", [&] { barrier_penalty_backward(simd{}, huge, hs, ok); }},
+      {"batch: overflowing sequence 1", "Us[1]", [&] { barrier_penalty_batch(simd{}, overflowing, hs, ok); }},
+      {"batch backward: overflowing sequence 1", "Us[1]",
+       [&] { barrier_penalty_batch_backward(simd{}, overflowing, hs, ok); }},
+  });
 }

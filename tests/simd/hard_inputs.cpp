@@ -50,7 +50,7 @@ std::vector<hard_family> hard_families(index N, index p) {
 template <class S>
 index centred_tokens(const test::barrier_problem<S>& pb, const attention_params& ap) {
   detail::simd_barrier_pass<S> ps;
-  detail::simd_barrier_forward_sequence<S>(ps, pb.U, pb.hs, {extension::extended, 1e-8, 1e-2}, ap, true);
+  detail::simd_barrier_forward_sequence<S>(ps, pb.U, pb.hs, {extension::extended, 1e-8, 1e-2}, ap, true, "U");
   index n = 0;
   for (const std::vector<char>& c : ps.centred) n += index(std::count(c.begin(), c.end(), 1));
   return n;

@@ -17,7 +17,8 @@
       const suptok::heads<S>&, const suptok::attention_params&);                                              \
   EXTERN template void suptok::detail::simd_barrier_forward_sequence<S>(                                     \
       suptok::detail::simd_barrier_pass<S>&, const Eigen::Ref<const suptok::matrix<S>>&,                     \
-      const suptok::heads<S>&, const suptok::barrier_params&, const suptok::attention_params&, bool);         \
+      const suptok::heads<S>&, const suptok::barrier_params&, const suptok::attention_params&, bool,          \
+      const std::string&);                                                                                    \
   EXTERN template void suptok::detail::simd_barrier_backward_sequence<S>(                                    \
       S&, suptok::matrix<S>&, suptok::heads<S>&, suptok::detail::simd_barrier_pass<S>&,                      \
       const Eigen::Ref<const suptok::matrix<S>>&, const suptok::heads<S>&, const S&,                          \

@@ -189,6 +189,7 @@ void analyse_general(analysis<S>& r, const Eigen::Ref<const matrix<S>>& U, const
   for_each_jacobian_block<S>(U, layer, o.attention, [&](index t, const matrix<S>& J) {
     const Eigen::PartialPivLU<matrix<S>> lu(J);
     const signed_log_det<S> ld = log_det<S>(lu);
+    require_finite_log_det(ld, "U", t);
     const auto sv = singular_values_of<S>(
         p, ld.sign, o, [&] { return J; }, [&](const vector<S>& x) -> vector<S> { return J * x; },
         [&](const vector<S>& x) -> vector<S> { return J.transpose() * x; },
@@ -207,6 +208,7 @@ void analyse_projected(analysis<S>& r, const Eigen::Ref<const matrix<S>>& U, con
   for_each_projected_block<S>(U, layer, o.attention, pp, true, [&](index t, const matrix<S>& K, const matrix<S>& Y) {
     const Eigen::PartialPivLU<matrix<S>> lu(matrix<S>::Identity(K.rows(), K.cols()) - K);  // I - K_t
     const signed_log_det<S> ld = log_det<S>(lu);
+    require_finite_log_det(ld, "U", t);
     const auto sv = singular_values_of<S>(
         p, ld.sign, o, [&] { return matrix<S>(matrix<S>::Identity(p, p) - W * Y); },
         [&](const vector<S>& x) -> vector<S> { return x - W * (Y * x); },                      // J x

@@ -89,7 +89,12 @@ std::vector<token_margin<S>> token_margins(const_ref<S> U, const heads<S>& heads
   const std::vector<matrix<S>> J = jacobian_blocks<S>(U, heads, params);  // validates U, heads, params
   std::vector<token_margin<S>> r;
   r.reserve(J.size());
-  for (const matrix<S>& J_t : J) r.push_back(detail::block_margin_unchecked<S>(J_t));
+  for (index t = 0; t < index(J.size()); ++t) {
+    const matrix<S>& J_t = J[std::size_t(t)];
+    for (index k = 0; k < J_t.size(); ++k)  // the SVD of a non-finite block leaves its output unwritten
+      if (!is_finite(J_t.data()[k])) throw detail::overflowed_jacobian("U", t);
+    r.push_back(detail::block_margin_unchecked<S>(J_t));
+  }
   return r;
 }
 

@@ -58,16 +58,17 @@ struct sequence_barrier {
   std::vector<S> b;                     // N
 };
 
-// W: a head stack (heads<S>) or a layer (layer<S>).
+// W: a head stack (heads<S>) or a layer (layer<S>); `argument` names U in errors.
 template <class S, class W>
 sequence_barrier<S> sequence_barrier_forward(const Eigen::Ref<const matrix<S>>& U, const W& heads,
-                                             const barrier_params& barrier, const attention_params& attention) {
+                                             const barrier_params& barrier, const attention_params& attention,
+                                             const std::string& argument) {
   sequence_barrier<S> r{jacobian_blocks<S>(U, heads, attention), {}, {}};
   r.ld.reserve(r.J.size());
   r.b.reserve(r.J.size());
-  for (const matrix<S>& J_t : r.J) {
-    r.ld.push_back(log_det<S>(J_t));
-    r.b.push_back(barrier_from_log_det(r.ld.back(), barrier));
+  for (std::size_t t = 0; t < r.J.size(); ++t) {
+    r.ld.push_back(log_det<S>(r.J[t]));
+    r.b.push_back(token_barrier(r.ld.back(), barrier, argument, index(t)));
   }
   return r;
 }
@@ -113,6 +114,20 @@ typename gradients_for<W>::type sequence_barrier_backward(const sequence_barrier
   return jacobian_blocks_backward_unchecked<S>(dJ, U, heads, attention);
 }
 
+// The penalty of one validated sequence U and its gradients with respect to U and the weights W
+// (a head stack or a layer).
+template <class S, class W>
+barrier_gradients<S, typename gradients_for<W>::type> sequence_penalty_backward(const Eigen::Ref<const matrix<S>>& U,
+                                                                                const W& weights,
+                                                                                const barrier_params& barrier,
+                                                                                const attention_params& attention) {
+  const index n = counted_tokens(U.rows(), attention.causal_mask);
+  if (n == 0) return {S(0), {matrix<S>::Zero(U.rows(), U.cols()), zero_like(weights)}};
+  const auto fw = sequence_barrier_forward<S>(U, weights, barrier, attention, "U");
+  return {counted_sum<S>(fw.b, attention.causal_mask) / S(n),
+          sequence_barrier_backward<S>(fw, S(1) / S(n), U, weights, barrier, attention, "U")};
+}
+
 // Re-throws a validation error of layer l with the argument prefixed by "layers[l].".
 template <class F>
 void validate_layer(std::size_t l, F&& validate) {
@@ -145,7 +160,7 @@ std::vector<S> barrier_per_token(const_ref<S> U, const heads<S>& heads, const ba
                             const attention_params& attention = {}) {
   detail::validate_barrier(barrier);
   detail::validate_attention<S>(U, heads, attention, "U", "attention");
-  return detail::sequence_barrier_forward<S>(U, heads, barrier, attention).b;
+  return detail::sequence_barrier_forward<S>(U, heads, barrier, attention, "U").b;
 }
 
 // The penalty of one sequence: mean of b_t over its non-trivial tokens.
@@ -156,7 +171,7 @@ S barrier_penalty(const_ref<S> U, const heads<S>& heads, const barrier_params& b
   detail::validate_attention<S>(U, heads, attention, "U", "attention");
   const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
   if (n == 0) return S(0);
-  return detail::counted_sum<S>(detail::sequence_barrier_forward<S>(U, heads, barrier, attention).b,
+  return detail::counted_sum<S>(detail::sequence_barrier_forward<S>(U, heads, barrier, attention, "U").b,
                                 attention.causal_mask) /
          S(n);
 }
@@ -167,12 +182,7 @@ barrier_gradients<S> barrier_penalty_backward(const_ref<S> U, const heads<S>& he
                                               const attention_params& attention = {}) {
   detail::validate_barrier(barrier);
   detail::validate_attention<S>(U, heads, attention, "U", "attention");
-  const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
-  if (n == 0) return {S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(heads)}};
-  const auto fw = detail::sequence_barrier_forward<S>(U, heads, barrier, attention);
-  const S weight = S(1) / S(n);
-  return {detail::counted_sum<S>(fw.b, attention.causal_mask) / S(n),
-          detail::sequence_barrier_backward<S>(fw, weight, U, heads, barrier, attention, "U")};
+  return detail::sequence_penalty_backward<S>(U, heads, barrier, attention);
 }
 
 // The same three for a layer (grouped-query heads, biases, rotary embeddings; attention/layer.hpp),
@@ -182,7 +192,7 @@ std::vector<S> barrier_per_token(const_ref<S> U, const layer<S>& layer, const ba
                                  const attention_params& attention = {}) {
   detail::validate_barrier(barrier);
   detail::validate_layer_attention<S>(U, layer, attention, "U", "attention");
-  return detail::sequence_barrier_forward<S>(U, layer, barrier, attention).b;
+  return detail::sequence_barrier_forward<S>(U, layer, barrier, attention, "U").b;
 }
 
 template <class S>
@@ -199,11 +209,7 @@ barrier_gradients<S, layer_gradients<S>> barrier_penalty_backward(const_ref<S> U
                                                                   const attention_params& attention = {}) {
   detail::validate_barrier(barrier);
   detail::validate_layer_attention<S>(U, layer, attention, "U", "attention");
-  const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
-  if (n == 0) return {S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(layer)}};
-  const auto fw = detail::sequence_barrier_forward<S>(U, layer, barrier, attention);
-  return {detail::counted_sum<S>(fw.b, attention.causal_mask) / S(n),
-          detail::sequence_barrier_backward<S>(fw, S(1) / S(n), U, layer, barrier, attention, "U")};
+  return detail::sequence_penalty_backward<S>(U, layer, barrier, attention);
 }
 
 // The penalty of a batch (heads shared): mean over all non-trivial tokens of all sequences.
@@ -214,10 +220,11 @@ S barrier_penalty_batch(std::type_identity_t<std::span<const matrix<S>>> Us, con
   detail::validate_batch<S>(Us, heads, attention, "attention");
   index n = 0;
   S sum = S(0);
-  for (const matrix<S>& U : Us) {
-    n += detail::counted_tokens(U.rows(), attention.causal_mask);
-    sum += detail::counted_sum<S>(detail::sequence_barrier_forward<S>(U, heads, barrier, attention).b,
-                                  attention.causal_mask);
+  for (std::size_t b = 0; b < Us.size(); ++b) {
+    n += detail::counted_tokens(Us[b].rows(), attention.causal_mask);
+    sum += detail::counted_sum<S>(
+        detail::sequence_barrier_forward<S>(Us[b], heads, barrier, attention, "Us[" + std::to_string(b) + "]").b,
+        attention.causal_mask);
   }
   return n == 0 ? S(0) : sum / S(n);
 }
@@ -236,10 +243,11 @@ barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backwar
   const S weight = n == 0 ? S(0) : S(1) / S(n);
   S sum = S(0);
   for (std::size_t b = 0; b < Us.size(); ++b) {
-    const auto fw = detail::sequence_barrier_forward<S>(Us[b], heads, barrier, attention);
+    const std::string argument = "Us[" + std::to_string(b) + "]";
+    const auto fw = detail::sequence_barrier_forward<S>(Us[b], heads, barrier, attention, argument);
     sum += detail::counted_sum<S>(fw.b, attention.causal_mask);
-    attention_gradients<S> g = detail::sequence_barrier_backward<S>(fw, weight, Us[b], heads, barrier, attention,
-                                                                    "Us[" + std::to_string(b) + "]");
+    attention_gradients<S> g =
+        detail::sequence_barrier_backward<S>(fw, weight, Us[b], heads, barrier, attention, argument);
     r.grad.dU.push_back(std::move(g.dU));
     for (std::size_t h = 0; h < heads.size(); ++h) {
       r.grad.dW[h].W_Q += g.dW[h].W_Q;
@@ -260,10 +268,12 @@ S barrier_penalty_layers(const std::vector<barrier_layer<S>>& layers, const barr
   detail::validate_layers<S>(layers, attention);
   index n = 0;
   S sum = S(0);
-  for (const barrier_layer<S>& layer : layers) {
-    n += detail::counted_tokens(layer.U.rows(), attention.causal_mask);
-    sum += detail::counted_sum<S>(detail::sequence_barrier_forward<S>(layer.U, layer.heads, barrier, attention).b,
-                                  attention.causal_mask);
+  for (std::size_t l = 0; l < layers.size(); ++l) {
+    const std::string argument = "layers[" + std::to_string(l) + "].U";
+    n += detail::counted_tokens(layers[l].U.rows(), attention.causal_mask);
+    sum += detail::counted_sum<S>(
+        detail::sequence_barrier_forward<S>(layers[l].U, layers[l].heads, barrier, attention, argument).b,
+        attention.causal_mask);
   }
   return n == 0 ? S(0) : sum / S(n);
 }
@@ -282,10 +292,11 @@ barrier_gradients<S, std::vector<attention_gradients<S>>> barrier_penalty_layers
   const S weight = n == 0 ? S(0) : S(1) / S(n);
   S sum = S(0);
   for (std::size_t l = 0; l < layers.size(); ++l) {
-    const auto fw = detail::sequence_barrier_forward<S>(layers[l].U, layers[l].heads, barrier, attention);
+    const std::string argument = "layers[" + std::to_string(l) + "].U";
+    const auto fw = detail::sequence_barrier_forward<S>(layers[l].U, layers[l].heads, barrier, attention, argument);
     sum += detail::counted_sum<S>(fw.b, attention.causal_mask);
-    r.grad.push_back(detail::sequence_barrier_backward<S>(fw, weight, layers[l].U, layers[l].heads, barrier, attention,
-                                                          "layers[" + std::to_string(l) + "].U"));
+    r.grad.push_back(
+        detail::sequence_barrier_backward<S>(fw, weight, layers[l].U, layers[l].heads, barrier, attention, argument));
   }
   if (n > 0) r.penalty = sum / S(n);
   return r;

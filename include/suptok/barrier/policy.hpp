@@ -88,6 +88,17 @@ S barrier_from_log_det(const signed_log_det<S>& ld, const barrier_params& barrie
   }
 }
 
+namespace detail {
+
+// b_t = f(det J_t) for the J_t the library formed for token t of the sequence `argument`.
+template <class S>
+S token_barrier(const signed_log_det<S>& ld, const barrier_params& barrier, const std::string& argument, index t) {
+  require_finite_log_det(ld, argument, t);
+  return barrier_from_log_det(ld, barrier);
+}
+
+}  // namespace detail
+
 // b = f(z) for a given determinant z (scalar form, for users who hold z; same branches).
 template <class S>
 S barrier_value(const S& z, const barrier_params& barrier) {

@@ -6,9 +6,11 @@
 #pragma once
 
 #include <limits>
+#include <string>
 
 #include <Eigen/LU>
 
+#include "../core/error.hpp"
 #include "../core/scalar_traits.hpp"
 #include "../core/view.hpp"
 
@@ -44,5 +46,27 @@ template <class S>
 signed_log_det<S> log_det(const Eigen::Ref<const matrix<S>>& J) {
   return log_det<S>(Eigen::PartialPivLU<matrix<S>>(J));
 }
+
+namespace detail {
+
+// The error for a J_t that the library formed from finite inputs but that overflowed the scalar
+// (attention logits or moments beyond its range): its entries or log|det| are NaN or infinite, so
+// no b_t, margin, likelihood or gradient of it means anything. `argument` names the sequence
+// ("U", "Us[b]", "layers[l].U"), as the exact policy's infeasible-token error does.
+inline error overflowed_jacobian(const std::string& argument, index t) {
+  return error(argument, message("J_t of token ", t,
+                                 " (0-based) is not finite: the finite inputs overflowed the scalar type inside it "
+                                 "(attention logits or moments beyond its range); scale the sequence or the weights "
+                                 "down, or use a wider scalar type"));
+}
+
+// Checks the log-determinant of the J_t the library formed for token t of `argument`: finite, or
+// the -inf of a singular J_t (sign 0).
+template <class S>
+void require_finite_log_det(const signed_log_det<S>& ld, const std::string& argument, index t) {
+  if (ld.sign != 0 && !is_finite(ld.log_abs)) throw overflowed_jacobian(argument, t);
+}
+
+}  // namespace detail
 
 }  // namespace suptok

@@ -78,7 +78,11 @@ log_likelihood_value<S> log_likelihood(const_ref<S> U, const heads<S>& heads, co
   r.gaussian = detail::gaussian_log_density<S>(detail::residuals_unchecked<S>(U, heads, params), Psi);
   const auto J = jacobian_blocks<S>(U, heads, params);
   r.log_abs_det.resize(N);
-  for (index t = 0; t < N; ++t) r.log_abs_det(t) = log_det<S>(J[static_cast<std::size_t>(t)]).log_abs;
+  for (index t = 0; t < N; ++t) {
+    const signed_log_det<S> ld = log_det<S>(J[static_cast<std::size_t>(t)]);
+    detail::require_finite_log_det(ld, "U", t);
+    r.log_abs_det(t) = ld.log_abs;
+  }
   r.per_token = r.gaussian + r.log_abs_det;
   r.total = r.per_token.sum();
   return r;
@@ -102,7 +106,9 @@ log_likelihood_gradients<S> log_likelihood_backward(const_ref<S> U, const heads<
   const auto J = jacobian_blocks<S>(U, heads, params);
   std::vector<matrix<S>> dJ(J.size());
   for (std::size_t t = 0; t < J.size(); ++t) {
-    detail::require(log_det<S>(J[t]).sign != 0, "U", "J_", t,
+    const signed_log_det<S> ld = log_det<S>(J[t]);
+    detail::require_finite_log_det(ld, "U", index(t));
+    detail::require(ld.sign != 0, "U", "J_", t,
                     " is singular: the log-likelihood is -inf and has no gradient");
     dJ[t] = J[t].partialPivLu().inverse().transpose();  // (p, p)
   }

@@ -229,7 +229,7 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
                                     const barrier_params& barrier, const attention_params& attention,
                                     const std::string& argument) {
   const mask m = attention.causal_mask;
-  simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, true);
+  simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, true, argument);
   const index N = ps.N, p = ps.p, W = ps.W;
   sum = counted_sum<S>(ps.b, m);
   dU.setZero(N, p);

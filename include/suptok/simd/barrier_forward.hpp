@@ -218,12 +218,11 @@ void simd_token_product(simd_token<S>& k, const simd_barrier_pass<S>& ps, std::s
 }
 
 // J_t -= V_h M^h_t for every token of one head (its moments in w.O); after the last head also
-// log det J_t and b_t. Without store_J (one head, forward only) J_t lives in a per-thread (p, p)
+// log det J_t. Without store_J (one head, forward only) J_t lives in a per-thread (p, p)
 // block and the (N p, p) stack is never allocated.
 template <class S>
 void simd_barrier_accumulate(simd_barrier_pass<S>& ps, std::size_t slot, std::size_t h,
-                             const Eigen::Ref<const matrix<S>>& U, const barrier_params& barrier, mask m, bool last,
-                             bool store_J) {
+                             const Eigen::Ref<const matrix<S>>& U, mask m, bool last, bool store_J) {
   const index p = ps.p, p_pad = ps.p_pad;
   const simd_head<S>& w = ps.ws[slot];
   const std::vector<char>& centred = ps.centred[slot];
@@ -241,10 +240,7 @@ void simd_barrier_accumulate(simd_barrier_pass<S>& ps, std::size_t slot, std::si
         k.VM = -k.VM;
         k.VM.diagonal().array() += S(1);  // J_t = I - V M_t (J'_t), zero padding columns
       }
-      if (last) {
-        ps.ld[std::size_t(t)] = simd_kernels::lu_log_det(k.VM.data(), p, p_pad);
-        ps.b[std::size_t(t)] = barrier_from_log_det(ps.ld[std::size_t(t)], barrier);
-      }
+      if (last) ps.ld[std::size_t(t)] = simd_kernels::lu_log_det(k.VM.data(), p, p_pad);
     }
   }
 }
@@ -254,11 +250,11 @@ inline bool simd_barrier_stores_J(std::size_t H, bool backward) { return backwar
 
 // The forward of one validated sequence: log det J_t and b_t for every token (and J_t, when
 // stored). keep_heads (the backward) keeps every head's moments and projections and the blocks J;
-// otherwise one head buffer is reused.
+// otherwise one head buffer is reused. `argument` names U in errors.
 template <class S>
 void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U,
                                    const heads<S>& heads, const barrier_params& barrier,
-                                   const attention_params& attention, bool keep_heads) {
+                                   const attention_params& attention, bool keep_heads, const std::string& argument) {
   const index N = U.rows(), p = U.cols();
   const bool store_J = simd_barrier_stores_J(heads.size(), keep_heads);
   simd_barrier_pack(ps, U);
@@ -287,8 +283,10 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
       ps.A_pad[h].setZero(p, ps.p_pad);
       ps.A_pad[h].leftCols(p) = ps.A[h];
     }
-    simd_barrier_accumulate(ps, slot, h, U, barrier, attention.causal_mask, h + 1 == heads.size(), store_J);
+    simd_barrier_accumulate(ps, slot, h, U, attention.causal_mask, h + 1 == heads.size(), store_J);
   }
+  // b_t outside the threads: no exception may leave an OpenMP region
+  for (index t = 0; t < N; ++t) ps.b[std::size_t(t)] = token_barrier(ps.ld[std::size_t(t)], barrier, argument, t);
 }
 
 }  // namespace detail
@@ -304,6 +302,11 @@ std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& heads, bool b
   detail::simd_require_scalar<S>();
   detail::require(N > 0, "N", "must be positive, got ", N);
   detail::validate_heads(heads, heads.empty() ? 1 : heads[0].p());
+  detail::require(heads[0].p() > 0, "heads[0].W_Q", "embedding dimension p must be positive, got 0 columns");
+  // The largest term below is N p^2 (the blocks J) or n_pad W, W ~ p^2 / 2: N p^2 elements of
+  // 8 bytes must leave room in 63 bits, with a factor 16 for the other terms.
+  detail::require(double(N) * double(heads[0].p() + 2) * double(heads[0].p() + 2) * double(heads.size() + 1) < 0x1p54,
+                  "N", "the workspace for N = ", N, " and p = ", heads[0].p(), " overflows a 64-bit size");
   const index p = heads[0].p(), W = detail::barrier_width<S>(p), n_pad = round_up(N, detail::simd_tile);
   const index T = detail::simd_tile, threads = max_threads();
   // Xc, X, J, the moment GEMM's panels; backward: X^T (shared by the heads; X is released after it)
@@ -331,7 +334,7 @@ std::vector<S> barrier_per_token(simd, const_ref<S> U, const heads<S>& heads, co
   detail::validate_barrier(barrier);
   detail::validate_attention<S>(U, heads, attention, "U", "attention");
   detail::simd_barrier_pass<S> ps;
-  detail::simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false);
+  detail::simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false, "U");
   return ps.b;
 }
 
@@ -345,7 +348,7 @@ S barrier_penalty(simd, const_ref<S> U, const heads<S>& heads, const barrier_par
   const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
   if (n == 0) return S(0);
   detail::simd_barrier_pass<S> ps;
-  detail::simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false);
+  detail::simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false, "U");
   return detail::counted_sum<S>(ps.b, attention.causal_mask) / S(n);
 }
 
@@ -359,9 +362,10 @@ S barrier_penalty_batch(simd, std::type_identity_t<std::span<const matrix<S>>> U
   index n = 0;
   S sum = S(0);
   detail::simd_barrier_pass<S> ps;  // buffers reused by the sequences
-  for (const matrix<S>& U : Us) {
-    n += detail::counted_tokens(U.rows(), attention.causal_mask);
-    detail::simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false);
+  for (std::size_t b = 0; b < Us.size(); ++b) {
+    n += detail::counted_tokens(Us[b].rows(), attention.causal_mask);
+    detail::simd_barrier_forward_sequence<S>(ps, Us[b], heads, barrier, attention, false,
+                                             "Us[" + std::to_string(b) + "]");
     sum += detail::counted_sum<S>(ps.b, attention.causal_mask);
   }
   return n == 0 ? S(0) : sum / S(n);
