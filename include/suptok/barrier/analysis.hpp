@@ -152,7 +152,7 @@ template <class S>
 token_analysis<S> token_row(index t, const signed_log_det<S>& ld, const extreme_singular_values<S>& sv,
                             const barrier_params& barrier) {
   const S inf = S(std::numeric_limits<double>::infinity());
-  return {t, ld.sign, ld.log_abs, barrier_from_log_det(ld, barrier), S(ld.sign) * sv.min, sv.min,
+  return {t, ld.sign, ld.log_abs, barrier_from_log_det_unchecked(ld, barrier), S(ld.sign) * sv.min, sv.min,
           sv.min > S(0) ? sv.max / sv.min : inf, false};
 }
 

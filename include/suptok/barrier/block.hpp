@@ -14,6 +14,7 @@
 // det(U), det(V) = +-1 are taken from a pivoted LU of the orthogonal factors.
 #pragma once
 
+#include <ostream>
 #include <string>
 
 #include <Eigen/LU>
@@ -66,11 +67,18 @@ S barrier_block(const Eigen::Ref<const matrix<S>>& J, const barrier_params& barr
 
 namespace detail {
 
-// db/dJ on validated arguments. `where` names the token in the error of the exact policy.
-template <class S>
+// "token t (0-based)" in a message, streamed only when the error is thrown.
+struct token_name {
+  index t;
+  friend std::ostream& operator<<(std::ostream& os, const token_name& n) { return os << "token " << n.t << " (0-based)"; }
+};
+
+// db/dJ on validated arguments. `where` (streamable: "the block", token_name{t}) names the block in
+// the error of the exact policy.
+template <class S, class Where>
 matrix<S> barrier_block_backward_unchecked(const Eigen::Ref<const matrix<S>>& J, const signed_log_det<S>& ld,
                                            const barrier_params& barrier, const std::string& argument,
-                                           const std::string& where) {
+                                           const Where& where) {
   const index p = J.rows();
   if (on_log_branch(ld, barrier)) {
     const Eigen::PartialPivLU<matrix<S>> lu(J);

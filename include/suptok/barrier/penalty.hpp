@@ -108,8 +108,7 @@ typename gradients_for<W>::type sequence_barrier_backward(const sequence_barrier
   std::vector<matrix<S>> dJ(fw.J.size(), matrix<S>::Zero(p, p));
   for (index t = first_nontrivial(attention.causal_mask); t < U.rows(); ++t) {
     const auto k = static_cast<std::size_t>(t);
-    dJ[k] = weight * barrier_block_backward_unchecked<S>(fw.J[k], fw.ld[k], barrier, argument,
-                                                        "token " + std::to_string(t) + " (0-based)");
+    dJ[k] = weight * barrier_block_backward_unchecked<S>(fw.J[k], fw.ld[k], barrier, argument, token_name{t});
   }
   return jacobian_blocks_backward_unchecked<S>(dJ, U, heads, attention);
 }

@@ -64,17 +64,11 @@ bool on_log_branch(const signed_log_det<S>& ld, const barrier_params& barrier) {
   return barrier.policy == extension::exact || !(ld.log_abs < log(S(barrier_threshold(barrier))));
 }
 
-}  // namespace detail
-
-// b = f(z) from the signed log-determinant of J (the form used by the library).
+// b = f(z) on arguments already checked (the per-token form: the policy is validated once per call).
 template <class S>
-S barrier_from_log_det(const signed_log_det<S>& ld, const barrier_params& barrier) {
+S barrier_from_log_det_unchecked(const signed_log_det<S>& ld, const barrier_params& barrier) {
   using std::log;
-  detail::validate_barrier(barrier);
-  detail::require(ld.sign >= -1 && ld.sign <= 1 && (ld.sign == 0 || is_finite(ld.log_abs)), "ld",
-                  "expected sign in {-1, 0, 1} and a finite log|det| (sign ", ld.sign, ", log|det| ",
-                  to_double(ld.log_abs), ")");
-  if (detail::on_log_branch(ld, barrier)) return -ld.log_abs;
+  if (on_log_branch(ld, barrier)) return -ld.log_abs;
   switch (barrier.policy) {
     case extension::exact:
       return S(std::numeric_limits<double>::infinity());
@@ -88,16 +82,25 @@ S barrier_from_log_det(const signed_log_det<S>& ld, const barrier_params& barrie
   }
 }
 
-namespace detail {
-
-// b_t = f(det J_t) for the J_t the library formed for token t of the sequence `argument`.
+// b_t = f(det J_t) for the J_t the library formed for token t of the sequence `argument`, under a
+// validated policy.
 template <class S>
 S token_barrier(const signed_log_det<S>& ld, const barrier_params& barrier, const std::string& argument, index t) {
   require_finite_log_det(ld, argument, t);
-  return barrier_from_log_det(ld, barrier);
+  return barrier_from_log_det_unchecked(ld, barrier);
 }
 
 }  // namespace detail
+
+// b = f(z) from the signed log-determinant of J (the form used by the library).
+template <class S>
+S barrier_from_log_det(const signed_log_det<S>& ld, const barrier_params& barrier) {
+  detail::validate_barrier(barrier);
+  detail::require(ld.sign >= -1 && ld.sign <= 1 && (ld.sign == 0 || is_finite(ld.log_abs)), "ld",
+                  "expected sign in {-1, 0, 1} and a finite log|det| (sign ", ld.sign, ", log|det| ",
+                  to_double(ld.log_abs), ")");
+  return detail::barrier_from_log_det_unchecked(ld, barrier);
+}
 
 // b = f(z) for a given determinant z (scalar form, for users who hold z; same branches).
 template <class S>

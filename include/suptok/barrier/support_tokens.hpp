@@ -53,7 +53,7 @@ namespace detail {
 template <class S>
 void validate_margins(const std::vector<S>& margins, index first) {
   for (std::size_t t = 0; t < margins.size(); ++t)
-    require(is_finite(margins[t]), "margins[" + std::to_string(t) + "]", "a margin must be finite, got ",
+    require(is_finite(margins[t]), element{"margins", t}, "a margin must be finite, got ",
             to_double(margins[t]));
   require(first >= 0 && first <= static_cast<index>(margins.size()), "first", "must lie in [0, ", margins.size(),
           "], got ", first);
@@ -115,7 +115,7 @@ support_set<S> support_barrier_fraction(const std::vector<S>& margins, const std
   detail::require(b.size() == margins.size(), "b", "expected ", margins.size(), " values (one per position), got ",
                   b.size());
   for (std::size_t t = 0; t < b.size(); ++t)
-    detail::require(is_finite(b[t]) || S(0) < b[t], "b[" + std::to_string(t) + "]",
+    detail::require(is_finite(b[t]) || S(0) < b[t], detail::element{"b", t},
                     "must be finite or +inf, got ", to_double(b[t]));
   detail::require(std::isfinite(q) && q > 0 && q <= 1, "q", "must lie in (0, 1], got ", q);
   const auto at = [&](index t) { return b[static_cast<std::size_t>(t)]; };

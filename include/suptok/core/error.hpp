@@ -6,6 +6,8 @@
 // Validation never modifies the caller's data.
 #pragma once
 
+#include <cstddef>
+#include <ostream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -34,11 +36,20 @@ std::string message(const Parts&... parts) {
   return os.str();
 }
 
-// The single validation path: throws suptok::error naming `argument` when `ok` is false.
-template <class... Parts>
-void require(bool ok, const std::string& argument, const Parts&... parts) {
-  if (!ok) throw error(argument, message(parts...));
+// The single validation path: throws suptok::error naming `argument` when `ok` is false. The name
+// and the message are built only then: `argument` is a string or anything streamable, such as
+// element{"b", t} in a check repeated per element.
+template <class Name, class... Parts>
+void require(bool ok, const Name& argument, const Parts&... parts) {
+  if (!ok) throw error(message(argument), message(parts...));
 }
+
+// The name "base[i]" of one element, for checks inside loops.
+struct element {
+  const char* base;
+  std::size_t i;
+  friend std::ostream& operator<<(std::ostream& os, const element& e) { return os << e.base << '[' << e.i << ']'; }
+};
 
 }  // namespace detail
 }  // namespace suptok

@@ -42,17 +42,16 @@ template <class S>
 void simd_barrier_block_gradients(simd_barrier_pass<S>& ps, const S& weight, const barrier_params& barrier, mask m,
                                   const std::string& argument) {
   const index p = ps.p, first = first_nontrivial(m);
-  auto where = [](index t) { return "token " + std::to_string(t) + " (0-based)"; };
   for (index t = first; t < ps.N; ++t)  // the exact policy's error, thrown outside the threads
     if (barrier.policy == extension::exact && !on_log_branch(ps.ld[std::size_t(t)], barrier))
       barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], barrier, argument,
-                                          where(t));
+                                          token_name{t});
   ps.J.topRows(std::min(first, ps.N) * p).setZero();
 #pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(simd_token_flops(ps.N, p)))
   for (index t = first; t < ps.N; ++t)
     ps.J.middleRows(t * p, p) =
         weight * barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], barrier,
-                                                     argument, where(t));
+                                                     argument, token_name{t});
 }
 
 // Per-token backward of head h: R_t into g.dO, D_t into g.D, the inclusive a_tt e_t into ae, the
