@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Builds the extension module suptok._native with torch.utils.cpp_extension (python/CMakeLists.txt runs it).
 
-usage: build_extension.py --build-dir DIR --output FILE [--march ISA] [--openmp FLAG]
+usage: build_extension.py --build-dir DIR --output FILE [--march ISA] [--optimisation -ON] [--openmp FLAG]
                           [--include DIR ...] [--system-include DIR ...] SOURCE ...
 
 torch.utils.cpp_extension.load writes DIR/build.ninja, compiles every SOURCE there with ninja
 (MAX_JOBS jobs at once, the compiler in CXX; ninja rebuilds only what changed, headers included),
 links DIR/_native.so against libtorch and imports it once; the module is then copied to FILE.
-Flags: C++20, -O2, -march=ISA (the ISA of suptok::simd) on every source, since Eigen's object
+Flags: C++20, -O2 (or --optimisation), -march=ISA (the ISA of suptok::simd) on every source, since Eigen's object
 layout may change with it and the translation units share Eigen types; the OpenMP flag at compile
 and link time. Prints the compile time of each source compiled, from ninja's log.
 """
@@ -42,6 +42,7 @@ def main():
     parser.add_argument("--build-dir", required=True)
     parser.add_argument("--output", required=True)
     parser.add_argument("--march", default="")
+    parser.add_argument("--optimisation", default="-O2")
     parser.add_argument("--openmp", default="-fopenmp")
     parser.add_argument("--include", action="append", default=[])
     parser.add_argument("--system-include", action="append", default=[])
@@ -50,7 +51,7 @@ def main():
 
     from torch.utils import cpp_extension
 
-    cflags = ["-std=c++20", "-O2", "-DNDEBUG", "-Wall", "-Wextra", args.openmp]
+    cflags = ["-std=c++20", args.optimisation, "-DNDEBUG", "-Wall", "-Wextra", args.openmp]
     if args.march:
         cflags.append("-march=" + args.march)
     cflags += ["-isystem" + d for d in args.system_include]

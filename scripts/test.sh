@@ -4,9 +4,10 @@
 # validation layer for SUPTOK_FUZZ_SECONDS (default 60) per target and runs ctest. Idempotent.
 #
 #   scripts/test.sh              the build lives in build/
-#   scripts/test.sh --sanitize   the whole test suite built with AddressSanitizer and
+#   scripts/test.sh --sanitize   the test suite built with AddressSanitizer and
 #                                UndefinedBehaviorSanitizer (any report fails), in build-sanitize/,
-#                                without the benchmarks and the stress test; what .ci/run runs
+#                                without the benchmarks and the stress test (docs/architecture.md,
+#                                "Tests", says what is instrumented); what .ci/run runs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sanitize=OFF

@@ -6,6 +6,7 @@
 #include <suptok/simd.hpp>
 
 #include "error_cases.hpp"
+#include "instances_simd.hpp"  // the simd kernels, compiled once in suptok_test_simd_instances
 
 using namespace suptok;
 using namespace suptok::errors_test;
