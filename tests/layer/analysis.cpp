@@ -52,6 +52,37 @@ TEST_CASE("analyse: estimated margins, both forms, against the exact SVD of J_t"
     }
 }
 
+TEST_CASE("analyse: blocks with entries near the top of double's range keep finite margins", "[layer][analysis]") {
+  // W_O scaled by 2^600 (4e180): J_t = I - 2^600 A_t has entries near 1e180 whose squares overflow
+  // double, so a plain |J x| is +inf and |J^{-1} x| (near 1e-180) squares to 0. Reference: the
+  // singular values of 2^-600 J_t (an exact scaling of the same double block) by Eigen's JacobiSVD,
+  // times 2^600. (A validation fuzz input with weights of 1e300 gave margins of -inf and kappa NaN
+  // before the estimate's norms were scaled.) The general form only: the projected form's
+  // J^{-1} x = x + W (I - K_t)^{-1} Y_t x cancels terms of size |x| to a result of size 1e-180, so
+  // there sigma_min comes out near 1 / eps instead (docs/errors.md). Two heads of d_v = 2 (n = p):
+  // every J_t is well conditioned (kappa <= 1e2), so the reference is accurate.
+  const auto U = test::random_matrix<double>(7, 4, 95);
+  auto l = test::random_layer<double>(4, test::layer_cases[0], 96, 0.7);
+  for (auto& W : l.W_O) W *= std::ldexp(1.0, 600);
+  const attention_params ap{mask::inclusive, 0};
+  const auto blocks = jacobian_blocks<double>(U, l, ap);
+  const auto r = analyse<double>(U, l, options_with(mask::inclusive, jacobian_form::general, margin_method::estimate));
+  for (std::size_t t = 0; t < blocks.size(); ++t) {
+    INFO("token " << t);
+    const matrix<double> scaled = std::ldexp(1.0, -600) * blocks[t];
+    const vector<double> s = Eigen::JacobiSVD<matrix<double>>(scaled).singularValues();
+    const double sigma_min = std::ldexp(s(s.size() - 1), 600), kappa = s(0) / s(s.size() - 1);
+    const auto& row = r.tokens[t];
+    REQUIRE(std::isfinite(row.sigma_min));
+    REQUIRE(std::isfinite(row.kappa));
+    // As in the first test: the iteration's 1e-10 stopping rule; bound 1e7 eps, measured up to
+    // 1.9e5 (sigma_min, signed margin) and 4.4e5 (kappa). Before the fix: +inf and NaN.
+    CHECK(test::within_eps(row.sigma_min, sigma_min, 1e7));
+    CHECK(test::within_eps(row.signed_margin, row.sign * sigma_min, 1e7));
+    CHECK(test::within_eps(row.kappa, kappa, 1e7));
+  }
+}
+
 TEST_CASE("analyse: the penalty and rows agree with the head-stack functions", "[layer][analysis]") {
   const auto U = test::random_matrix<double>(10, 4, 81);
   const auto hs = test::random_heads<double>(2, 4, 2, 2, 82, 0.8);

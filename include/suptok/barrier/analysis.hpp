@@ -148,10 +148,16 @@ extreme_singular_values<S> singular_values_of(index n, int sign, const analysis_
   return {smallest_singular_value<S>(n, solve, solve_t, o.iteration), max};
 }
 
+// The row of token t. sigma_max may round to +inf (a finite J_t whose norm exceeds the scalar's
+// range; kappa is then +inf); a sigma_min that is not finite, or a NaN, is an error naming U.
 template <class S>
 token_analysis<S> token_row(index t, const signed_log_det<S>& ld, const extreme_singular_values<S>& sv,
                             const barrier_params& barrier) {
   const S inf = S(std::numeric_limits<double>::infinity());
+  if (!is_finite(sv.min) || !(is_finite(sv.max) || sv.max == inf))
+    throw error("U", message("the singular values of J_t of token ", t, " (0-based) left the range of the scalar type ",
+                             "(sigma_min = ", to_double(sv.min), ", sigma_max = ", to_double(sv.max),
+                             "); scale the sequence or the weights down, or use a wider scalar type"));
   return {t, ld.sign, ld.log_abs, barrier_from_log_det_unchecked(ld, barrier), S(ld.sign) * sv.min, sv.min,
           sv.min > S(0) ? sv.max / sv.min : inf, false};
 }

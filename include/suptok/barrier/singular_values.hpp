@@ -12,7 +12,10 @@
 // by a rate r per step; the iteration stops when the remaining error they predict,
 // change r / (1 - r), is below `tolerance` (relative; at least 8 eps of S), or after
 // `max_iterations` steps. A singular J (an LU pivot of 0)
-// has sigma_min = 0: the caller passes that case without solving.
+// has sigma_min = 0: the caller passes that case without solving. Norms are taken after scaling by
+// the largest entry (scaled_norm), so blocks with entries near either end of the scalar's range
+// (1e200 or 1e-200 in double, whose squares leave it) give finite estimates; a sigma_min estimate is
+// infinite only when |J^{-1} x| itself underflows to 0, and NaN when an operator returned NaN.
 // The operators are callables vector<S> -> vector<S>, so the same code serves an explicit J (its LU)
 // and the projected form (Woodbury through the LU of I - K_t, likelihood/projected.hpp).
 #pragma once
@@ -42,6 +45,15 @@ vector<S> start_vector(index n) {
   return x / x.norm();
 }
 
+// |v| without overflow or underflow of the squares: v / max |v_i| has entries of magnitude <= 1.
+template <class S>
+S scaled_norm(const vector<S>& v) {
+  if (v.size() == 0) return S(0);
+  const S largest = v.cwiseAbs().maxCoeff();
+  if (!(largest > S(0)) || !is_finite(largest)) return largest;  // 0, or nothing finite to scale by
+  return largest * (v / largest).norm();
+}
+
 // Power iteration on B = A^T A given x -> A x and x -> A^T x: returns the final |A x| for unit x.
 template <class S, class Apply, class ApplyT>
 S power_iteration(index n, Apply&& apply, ApplyT&& apply_t, const iteration_params& ip) {
@@ -52,10 +64,10 @@ S power_iteration(index n, Apply&& apply, ApplyT&& apply_t, const iteration_para
   for (int it = 0; it < ip.max_iterations; ++it) {
     const vector<S> z = apply(x);
     const S previous = estimate, previous_change = change;
-    estimate = z.norm();
+    estimate = scaled_norm<S>(z);
     if (!(estimate > S(0))) return estimate;
     const vector<S> w = apply_t(z / estimate);
-    const S w_norm = w.norm();
+    const S w_norm = scaled_norm<S>(w);
     if (!(w_norm > S(0))) return estimate;
     x = w / w_norm;
     if (it < 2) continue;
@@ -75,7 +87,8 @@ S power_iteration(index n, Apply&& apply, ApplyT&& apply_t, const iteration_para
 template <class S, class Solve, class SolveT>
 S smallest_singular_value(index n, Solve&& solve, SolveT&& solve_t, const iteration_params& ip = {}) {
   const S inverse_norm = detail::power_iteration<S>(n, solve, solve_t, ip);  // ~ |J^{-1}| = 1 / sigma_min
-  return inverse_norm > S(0) ? S(1) / inverse_norm : S(std::numeric_limits<double>::infinity());
+  if (inverse_norm == S(0)) return S(std::numeric_limits<double>::infinity());
+  return S(1) / inverse_norm;  // NaN stays NaN
 }
 
 // sigma_max(J) from x -> J x and x -> J^T x. A lower bound in exact arithmetic.
