@@ -18,7 +18,9 @@ set -euo pipefail
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(npy safetensors models validation)
+# Longest build first (validation about 2 minutes, npy a few seconds): each target is built and then
+# run while the other cores build and run the rest.
+[ ${#targets[@]} -eq 0 ] && targets=(validation models safetensors npy)
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cxx=${CXX_FUZZ:-clang++}
@@ -40,7 +42,8 @@ build_target() {
   local target=$1 start
   start=$(date +%s)
   # shellcheck disable=SC2086
-  "$cxx" -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+  # -gline-tables-only: file and line in the sanitizers' stack traces, at 15% less build time than -g.
+  "$cxx" -std=c++20 -O1 -gline-tables-only -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -I"$root/include" $eigen_flags "$root/fuzz/${target}_fuzz.cpp" -o "$build/${target}_fuzz" \
     2>"$build/$target.build.log" || { cat "$build/$target.build.log" >&2; return 1; }
   echo "fuzz: built $target in $(( $(date +%s) - start )) s"
@@ -64,20 +67,23 @@ run_target() {
   fi
 }
 
-# Runs `$1 target` for every target, at most $parallel at once; fails when any of them failed.
-for_each_target() {
-  local step=$1 status=0 pids=() target
-  for target in "${targets[@]}"; do
-    "$step" "$target" &
-    pids+=($!)
-    if [ ${#pids[@]} -ge "$parallel" ]; then
-      wait "${pids[0]}" || status=1
-      pids=("${pids[@]:1}")
-    fi
-  done
-  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-  return $status
+build_and_run() {
+  build_target "$1" && run_target "$1"
 }
 
-for_each_target build_target
-for_each_target run_target
+# Builds and runs every target, at most $parallel at once, starting the next one whenever one ends;
+# fails when any of them failed.
+status=0 running=0
+for target in "${targets[@]}"; do
+  if [ "$running" -ge "$parallel" ]; then
+    wait -n || status=1
+    running=$((running - 1))
+  fi
+  build_and_run "$target" &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || status=1
+  running=$((running - 1))
+done
+exit $status

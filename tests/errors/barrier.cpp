@@ -10,8 +10,6 @@ using namespace suptok::errors_test;
 
 namespace {
 
-const barrier_params extended{extension::extended, 1e-8, 0.3};
-
 // Invalid barrier parameters and the name each must produce.
 struct bad_barrier {
   std::string what;

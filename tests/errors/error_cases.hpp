@@ -64,6 +64,9 @@ inline constexpr double inf = std::numeric_limits<double>::infinity();
 using M = matrix<double>;
 using V = vector<double>;
 
+// A valid barrier policy that keeps every b_t finite.
+inline const barrier_params extended{extension::extended, 1e-8, 0.3};
+
 // A valid sequence (4, 3), head stack (2 heads, d_k = 2, d_v = 3) and upstream gradient.
 inline M seq(suptok::index N = 4, suptok::index p = 3, std::uint64_t seed = 11) {
   return test::random_matrix<double>(N, p, seed);

@@ -22,8 +22,6 @@ struct entry_point {
   std::function<void(const M&, const W&, const attention_params&)> call;
 };
 
-const barrier_params extended{extension::extended, 1e-8, 0.3};
-
 std::vector<entry_point<heads<double>>> head_stack_functions() {
   using W = heads<double>;
   const auto Psi = noise_covariance<double>::isotropic(1.0);

@@ -12,8 +12,6 @@ namespace suptok {  // inside the namespace: `index` would clash with ::index of
 
 namespace {
 
-double barrier_head_scale(index p) { return 0.5 / std::sqrt(double(p)); }
-
 // Counts of the counted tokens of the reference's J_t on the -log z branch and below it, and the
 // smallest |z - threshold| / threshold (how far the branch decision is from a rounding flip).
 struct branch_census {
@@ -57,10 +55,12 @@ TEMPLATE_TEST_CASE("simd barrier gradients match the reference over a shape swee
     for (index H : test::sweep_H)
       for (index p : test::sweep_p)
         for (index N : {1, 2, 3, 9, 17, 64, 65, 129})
-          if (p < 64 || N >= 3)  // p = 64 at N in {3, 9, 17, 64, 65, 129}: the reference is O(N^2 p^2) per head
-            test::compare_barrier_gradients<S>(e, test::make_barrier_problem<S>(N, p, H, barrier_head_scale(p),
-                                                                                 seed += 10),
-                                               bp, {m, 0});
+          if (p < 64 || N >= 3) {  // p = 64 at N in {3, 9, 17, 64, 65, 129}: the reference is O(N^2 p^2) per head
+            seed += 10;
+            if (test::barrier_sweep_checks(N, p, H))
+              test::compare_barrier_gradients<S>(e, test::make_barrier_problem<S>(N, p, H, test::barrier_head_scale(p), seed),
+                                                 bp, {m, 0});
+          }
   std::printf("simd barrier gradients <%s>: penalty %.2f, dU and dW %.2f eps; vs double: simd %.2f, "
               "reference %.2f eps\n",
               sizeof(S) == 4 ? "float" : "double", e.penalty, e.grad, e.grad_hi, e.ref_g_hi);
@@ -136,7 +136,7 @@ TEMPLATE_TEST_CASE("simd barrier under the exact policy: gradients when feasible
   // the gradients (k = 8), float and double.
   test::barrier_errors e;
   for (mask m : test::sweep_masks) {
-    const auto pb = test::make_barrier_problem<S>(100, 8, 3, barrier_head_scale(8), 9100 + int(m));
+    const auto pb = test::make_barrier_problem<S>(100, 8, 3, test::barrier_head_scale(8), 9100 + int(m));
     REQUIRE(census(pb, exact, {m, 0}).continuation == 0);
     test::compare_barrier_values<S>(e, pb, exact, {m, 0});
     test::compare_barrier_gradients<S>(e, pb, exact, {m, 0});
@@ -165,7 +165,7 @@ TEST_CASE("simd barrier batch backward equals the reference batch backward", "[s
   const test::omp_threads one(1);
   const std::vector<matrix<S>> Us{test::random_matrix<S>(70, 8, 1, 1.0), test::random_matrix<S>(2, 8, 2, 1.0),
                                   test::random_matrix<S>(130, 8, 3, 1.0)};
-  const heads<S> hs = test::random_heads<S>(3, 8, 8, 11, 4, barrier_head_scale(8));
+  const heads<S> hs = test::random_heads<S>(3, 8, 8, 11, 4, test::barrier_head_scale(8));
   const barrier_params bp{extension::extended, 1e-8, 1e-2};
   const double eps = test::epsilon_of<S>();
   for (mask m : test::sweep_masks) {

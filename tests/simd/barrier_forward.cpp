@@ -12,9 +12,7 @@ namespace suptok {  // inside the namespace: `index` would clash with ::index of
 
 namespace {
 
-// Heads of scale 0.5 / sqrt(p) keep sum_h V_h C_t A_h of norm below about 1: J_t well conditioned
-// (the continuation region has its own tests). The extended policy keeps every b_t finite.
-double barrier_head_scale(index p) { return 0.5 / std::sqrt(double(p)); }
+// The extended policy keeps every b_t finite.
 const barrier_params sweep_policy{extension::extended, 1e-8, 1e-2};
 
 }  // namespace
@@ -34,8 +32,8 @@ TEMPLATE_TEST_CASE("simd barrier values match the reference over the shape sweep
     for (index H : test::sweep_H)
       for (index p : test::sweep_p)
         for (index N : test::sweep_N)
-          if (seed += 10; test::sweep_checks(N))
-            test::compare_barrier_values<S>(e, test::make_barrier_problem<S>(N, p, H, barrier_head_scale(p), seed),
+          if (seed += 10; test::barrier_sweep_checks(N, p, H))
+            test::compare_barrier_values<S>(e, test::make_barrier_problem<S>(N, p, H, test::barrier_head_scale(p), seed),
                                             sweep_policy, {m, 0});
   std::printf("simd barrier values <%s>: b %.2f eps, penalty %.2f eps; vs higher precision: simd %.2f, "
               "reference %.2f eps\n",
@@ -81,7 +79,7 @@ TEST_CASE("simd barrier batch penalty equals the reference batch", "[simd][barri
   const test::omp_threads one(1);
   const std::vector<matrix<S>> Us{test::random_matrix<S>(70, 8, 1, 1.0), test::random_matrix<S>(2, 8, 2, 1.0),
                                   test::random_matrix<S>(130, 8, 3, 1.0)};
-  const heads<S> hs = test::random_heads<S>(3, 8, 8, 11, 4, barrier_head_scale(8));
+  const heads<S> hs = test::random_heads<S>(3, 8, 8, 11, 4, test::barrier_head_scale(8));
   for (mask m : test::sweep_masks) {
     const attention_params ap{m, 0};
     const S fast = barrier_penalty_batch(simd{}, Us, hs, sweep_policy, ap);
