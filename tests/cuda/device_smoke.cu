@@ -4,6 +4,8 @@
 
 #include <cuda_runtime.h>
 
+#include "gpu_available.hpp"
+
 #include <cstdio>
 #include <vector>
 
@@ -15,17 +17,10 @@ __global__ void past_end_kernel(suptok::index* out, suptok::matrix_view<const su
   if (t < v.rows) out[t] = suptok::past_end(t, m) + v(t, 0);
 }
 
-constexpr int kSkip = 77;
-
 }  // namespace
 
 int main() {
-  int devices = 0;
-  const cudaError_t probe = cudaGetDeviceCount(&devices);
-  if (probe != cudaSuccess || devices == 0) {
-    std::printf("SKIP: no usable CUDA device (%s)\n", cudaGetErrorString(probe));
-    return kSkip;
-  }
+  if (!suptok::test::gpu_available()) return suptok::test::skip_code;
   constexpr suptok::index N = 37;
   std::vector<suptok::index> host(N), result(N);
   for (suptok::index t = 0; t < N; ++t) host[t] = 3 * t;

@@ -2,8 +2,8 @@
 //
 //   suptok::cpu   the scalar reference path (any real Scalar); the default when no tag is given
 //   suptok::simd  the xsimd fast path (float, double)
-// There is no CUDA tag yet; when the CUDA backend comes, its tag will live in its own header so
-// that this one never needs CUDA.
+// The CUDA tag, suptok::cuda{stream}, lives in cuda/backend.hpp (nvcc only), so that this header
+// never needs CUDA.
 #pragma once
 
 namespace suptok {
