@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The one check for a machine with an NVIDIA GPU, CUDA 13 and PyTorch 2.x but neither Debian's
+# packages nor the internet: configures with the header-only dependencies that
+# scripts/gather-deps.sh collected into .deps (carry it), builds the CUDA tests (tests/cuda: the
+# kernels against host references, and their host side), runs them and writes report.md, the
+# logs and ptxas's resource counts to OUT_DIR. Without a GPU the same run is the dry run: every
+# step but the GPU tests, which show as skipped.
+#   scripts/gpu-check.sh OUT_DIR
+set -euo pipefail
+out=${1:?usage: scripts/gpu-check.sh OUT_DIR}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+cd "$(dirname "$0")/.."
+[ -d .deps/usr ] || { echo "gpu-check: no .deps: run scripts/gather-deps.sh here and carry .deps" >&2; exit 2; }
+build=${GPU_CHECK_BUILD_DIR:-build-gpu}
+start=$(date +%s)
+
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$PWD/.deps/usr" -DSUPTOK_ENABLE_CUDA=ON \
+  -DCMAKE_CUDA_ARCHITECTURES=90 -DSUPTOK_BUILD_TOOLS=OFF -DSUPTOK_BUILD_EXAMPLES=OFF -DSUPTOK_BUILD_BENCH=OFF \
+  -DSUPTOK_BUILD_PYTHON=OFF >"$out/configure.log" 2>&1 || { tail -30 "$out/configure.log" >&2; exit 1; }
+# The CUDA tests: their ctest names are their targets' names.
+mapfile -t targets < <(ctest --test-dir "$build" -N -R '^test_cuda_' | sed -n 's/^ *Test *#[0-9]*: //p')
+cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" >"$out/build.log" 2>&1 ||
+  { tail -40 "$out/build.log" >&2; exit 1; }
+status=0
+ctest --test-dir "$build" -R '^test_cuda_' --output-on-failure -V >"$out/ctest.log" 2>&1 || status=1
+cat "$build"/tests/cuda/*.ptxas.txt >"$out/ptxas.txt"
+
+{
+  echo "# suptok GPU check"
+  echo
+  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
+  echo "- nvcc: $(nvcc --version | sed -n 's/.*release \([0-9.]*\).*/\1/p'), host compiler: $(c++ --version | head -1)"
+  echo "- wall time: $(( $(date +%s) - start )) s"
+  echo
+  echo "## ctest"
+  echo
+  echo '```'
+  grep -E '^ *[0-9]+/[0-9]+ Test|tests passed|did not run|Skipped|Failed' "$out/ctest.log" || true
+  echo '```'
+  echo
+  echo "## Test output"
+  echo
+  echo '```'
+  grep -E '^[0-9]+: (SKIP|PASS|FAIL|float|bf16|fp16|All tests|test cases)' "$out/ctest.log" || true
+  echo '```'
+  echo
+  echo "## Kernel resources (ptxas -v, sm_90)"
+  echo
+  echo "| kernel | registers | spill stores | spill loads |"
+  echo "|---|---|---|---|"
+  awk '/Compiling entry function/ { name = $7; gsub("\x27", "", name) }
+       /spill stores/ { stores = $5; loads = $9 }
+       /Used [0-9]+ registers/ { print "| `" name "` | " $5 " | " stores " | " loads " |" }' "$out/ptxas.txt"
+} >"$out/report.md"
+echo "gpu-check: report in $out/report.md"
+exit $status
