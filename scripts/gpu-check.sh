@@ -43,7 +43,7 @@ cat "$build"/tests/cuda/*.ptxas.txt >"$out/ptxas.txt"
   echo "## Test output"
   echo
   echo '```'
-  grep -E '^[0-9]+: (SKIP|PASS|FAIL|float|bf16|fp16|All tests|test cases)' "$out/ctest.log" || true
+  grep -E '^[0-9]+: (SKIP|PASS|FAIL|float|double|bf16|fp16|All tests|test cases)' "$out/ctest.log" || true
   echo '```'
   echo
   echo "## Kernel resources (ptxas -v, sm_90)"

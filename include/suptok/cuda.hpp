@@ -7,3 +7,4 @@
 #endif
 
 #include "cuda/attention_forward.cuh"
+#include "cuda/barrier_forward.cuh"

@@ -17,6 +17,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "device_memory.hpp"
 #include "gpu_available.hpp"
 
 #include <cmath>
@@ -27,6 +28,9 @@
 namespace {
 
 using suptok::index;
+using suptok::test::device_buffer;
+using suptok::test::download;
+using suptok::test::upload;
 
 constexpr double eps_f = 1.0 / (1 << 23);
 
@@ -48,15 +52,6 @@ constexpr double unit_roundoff = std::is_same_v<T, float> ? eps_f / 2 : std::is_
 template <class T>
 constexpr const char* type_name = std::is_same_v<T, float> ? "float" : std::is_same_v<T, __half> ? "fp16" : "bf16";
 
-template <class T>
-struct device_buffer {
-  T* data = nullptr;
-  explicit device_buffer(std::size_t n) { suptok::detail::cuda_check(cudaMalloc(&data, n * sizeof(T)), "cudaMalloc"); }
-  ~device_buffer() { cudaFree(data); }
-  device_buffer(const device_buffer&) = delete;
-  device_buffer& operator=(const device_buffer&) = delete;
-};
-
 struct shape {
   index bh, N, d_k, d_v;
 };
@@ -76,9 +71,9 @@ bool check_case(const shape& s, suptok::mask m, std::uint64_t seed, double& wors
   const std::vector<T> q = draw(s.bh * s.N * ks), k = draw(s.bh * s.N * ks), v = draw(s.bh * s.N * vs);
   device_buffer<T> dq(q.size()), dk(k.size()), dv(v.size()), dout(s.bh * s.N * vs);
   device_buffer<float> dlse(s.bh * s.N);
-  suptok::detail::cuda_check(cudaMemcpy(dq.data, q.data(), q.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
-  suptok::detail::cuda_check(cudaMemcpy(dk.data, k.data(), k.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
-  suptok::detail::cuda_check(cudaMemcpy(dv.data, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy");
+  upload(dq, q);
+  upload(dk, k);
+  upload(dv, v);
   const suptok::batched_view<const T> Q{dq.data, s.bh, s.N, s.d_k, s.N * ks, ks};
   const suptok::batched_view<const T> K{dk.data, s.bh, s.N, s.d_k, s.N * ks, ks};
   const suptok::batched_view<const T> V{dv.data, s.bh, s.N, s.d_v, s.N * vs, vs};
@@ -86,11 +81,8 @@ bool check_case(const shape& s, suptok::mask m, std::uint64_t seed, double& wors
   const suptok::batched_view<float> lse{dlse.data, s.bh, s.N, 1, s.N, 1};
   suptok::attention_forward(suptok::cuda{}, O, lse, Q, K, V, {m, 0});
   suptok::detail::cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  std::vector<T> out(s.bh * s.N * vs);
-  std::vector<float> lse_out(s.bh * s.N);
-  suptok::detail::cuda_check(cudaMemcpy(out.data(), dout.data, out.size() * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy");
-  suptok::detail::cuda_check(cudaMemcpy(lse_out.data(), dlse.data, lse_out.size() * sizeof(float), cudaMemcpyDeviceToHost),
-                             "cudaMemcpy");
+  const std::vector<T> out = download(dout, s.bh * s.N * vs);
+  const std::vector<float> lse_out = download(dlse, s.bh * s.N);
 
   const double inv_tau = 1.0 / std::sqrt(double(s.d_k));
   const double k_eps = (8.0 + double(s.d_k) / 8) * eps_f;

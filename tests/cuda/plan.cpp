@@ -1,7 +1,9 @@
-// The host side of the CUDA attention kernels, without a GPU: launch geometry and shared memory
-// (cuda/attention_plan.hpp) and every argument check of attention_forward(cuda, ...), each with
+// The host side of the CUDA kernels, without a GPU: the attention's launch geometry and shared
+// memory (cuda/attention_plan.hpp), the barrier's workspace layout (cuda/barrier_plan.hpp), and
+// every argument check of attention_forward(cuda, ...) and barrier_per_token(cuda, ...), each with
 // the argument it must name.
 #include <suptok/cuda/attention_plan.hpp>
+#include <suptok/cuda/barrier_plan.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -118,6 +120,120 @@ TEST_CASE("cuda attention forward: every argument check names its argument", "[c
     batched_view<float> O_strided{wide_o.data(), 2, 5, 3, 30, 6};
     CHECK(named_by([&] { detail::validate_attention_core(O_strided, pb.lse(), pb.Q(), pb.K(), pb.V(), ok); }) ==
           "<no error>");
+  }
+}
+
+namespace {
+
+// Host buffers standing in for device memory: U (B, N, p), H heads, the outputs, a workspace.
+struct barrier_problem {
+  index B, N, p, H, d_k, d_v;
+  std::vector<float> u, wq, wk, wv, wo, b_out, log_out;
+  std::vector<int> sign_out;
+  std::vector<double> ws;  // 8-byte elements; aligned to 256 below
+  barrier_problem(index B_, index N_, index p_, index H_, index d_k_, index d_v_)
+      : B(B_), N(N_), p(p_), H(H_), d_k(d_k_), d_v(d_v_), u(B * N * p), wq(H * d_k * p), wk(H * d_k * p),
+        wv(H * d_v * p), wo(H * p * d_v), b_out(B * N), log_out(B * N), sign_out(B * N),
+        ws(bytes() / 8 + 64) {}
+  batched_view<const float> U() const { return {u.data(), B, N, p, N * p, p}; }
+  cuda_heads<float> heads() const {
+    return {{wq.data(), H, d_k, p, d_k * p, p},
+            {wk.data(), H, d_k, p, d_k * p, p},
+            {wv.data(), H, d_v, p, d_v * p, p},
+            {wo.data(), H, p, d_v, p * d_v, d_v}};
+  }
+  cuda_token_barrier<float> out() {
+    return {{b_out.data(), B, N, 1, N, 1}, {log_out.data(), B, N, 1, N, 1}, {sign_out.data(), B, N, 1, N, 1}};
+  }
+  std::size_t bytes() const { return detail::barrier_layout(B, N, p, H, d_k, mask::strict, 4).bytes; }
+  void* workspace() {
+    const auto at = reinterpret_cast<std::uintptr_t>(ws.data());
+    return reinterpret_cast<void*>((at + 255) / 256 * 256);
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cuda barrier workspace: aligned buffers in order, each of its size, G only for the inclusive mask",
+          "[cuda][plan]") {
+  // B = 2, N = 5, p = 3, H = 2, d_k = 4 in float: w = 3 * 4 / 2 + 3 = 9 moments per token.
+  const auto round = [](std::size_t n) { return (n + 255) / 256 * 256; };
+  const detail::cuda_barrier_layout l = detail::barrier_layout(2, 5, 3, 2, 4, mask::strict, 4);
+  CHECK(detail::barrier_packed_width(3) == 9);
+  CHECK(l.A == 0);
+  CHECK(l.V == round(2 * 9 * 4));
+  CHECK(l.mean == l.V + round(2 * 9 * 4));
+  CHECK(l.Uc == l.mean + round(2 * 3 * 4));
+  CHECK(l.X == l.Uc + round(10 * 3 * 4));
+  CHECK(l.Q == l.X + round(10 * 9 * 4));
+  CHECK(l.P == l.K + round(10 * 4 * 4));
+  CHECK(l.M == l.P + round(10 * 5 * 4));
+  CHECK(l.G == l.M + round(10 * 9 * 4));
+  CHECK(l.C == l.G);  // strict: no G
+  CHECK(l.J == l.T + round(10 * 9 * 4));
+  CHECK(l.J_ptr == l.J + round(10 * 9 * 4));
+  CHECK(l.pivots == l.J_ptr + round(10 * sizeof(void*)));
+  CHECK(l.bytes == l.info + round(10 * 4));
+  const detail::cuda_barrier_layout li = detail::barrier_layout(2, 5, 3, 2, 4, mask::inclusive, 8);
+  CHECK(li.C == li.G + round(10 * 3 * 8));
+  CHECK(li.bytes > l.bytes);
+  CHECK(test::thrown_by([] { detail::barrier_layout(1, index(1) << 40, 64, 1, 64, mask::strict, 4); }).argument == "U");
+}
+
+TEST_CASE("cuda barrier: every argument check names its argument", "[cuda][plan][errors]") {
+  barrier_problem pb(2, 5, 3, 2, 4, 2);
+  const attention_core_params attention{};
+  const barrier_params barrier{extension::extended, 1e-8, 1e-2};
+  const auto named = [&](const cuda_token_barrier<float>& out, const batched_view<const float>& U,
+                         const cuda_heads<float>& heads, const attention_core_params& a, const barrier_params& bp,
+                         void* ws, std::size_t bytes) {
+    return named_by([&] { detail::validate_cuda_barrier(out, U, heads, a, bp, ws, bytes); });
+  };
+  void* ws = pb.workspace();
+  const std::size_t bytes = pb.bytes();
+  CHECK(named(pb.out(), pb.U(), pb.heads(), attention, barrier, ws, bytes) == "<no error>");
+
+  SECTION("parameters") {
+    CHECK(named(pb.out(), pb.U(), pb.heads(), {mask(5), 0}, barrier, ws, bytes) == "attention.causal_mask");
+    CHECK(named(pb.out(), pb.U(), pb.heads(), {mask::strict, -2}, barrier, ws, bytes) == "attention.temperature");
+    CHECK(named(pb.out(), pb.U(), pb.heads(), attention, {extension::clamp, 0, 1e-2}, ws, bytes) == "barrier.eps");
+  }
+  SECTION("shapes") {
+    auto U = pb.U();
+    U.rows = 0;
+    CHECK(named(pb.out(), U, pb.heads(), attention, barrier, ws, bytes) == "U");
+    auto heads = pb.heads();
+    heads.W_K.cols = 4;
+    CHECK(named(pb.out(), pb.U(), heads, attention, barrier, ws, bytes) == "heads.W_K");
+    heads = pb.heads();
+    heads.W_O.batch = 1;
+    CHECK(named(pb.out(), pb.U(), heads, attention, barrier, ws, bytes) == "heads.W_O");
+    heads = pb.heads();
+    heads.W_Q.batch = 0;
+    CHECK(named(pb.out(), pb.U(), heads, attention, barrier, ws, bytes) == "heads.W_Q");
+    auto out = pb.out();
+    out.sign.rows = 4;
+    CHECK(named(out, pb.U(), pb.heads(), attention, barrier, ws, bytes) == "out.sign");
+    out = pb.out();
+    out.log_abs.data = nullptr;
+    CHECK(named(out, pb.U(), pb.heads(), attention, barrier, ws, bytes) == "out.log_abs");
+  }
+  SECTION("outputs apart from the inputs and each other, and from the workspace") {
+    auto out = pb.out();
+    out.b.data = pb.u.data() + 1;  // inside U
+    CHECK(named(out, pb.U(), pb.heads(), attention, barrier, ws, bytes) == "out.b");
+    out = pb.out();
+    out.log_abs.data = pb.b_out.data() + 9;  // overlaps out.b's last element
+    CHECK(named(out, pb.U(), pb.heads(), attention, barrier, ws, bytes) == "out.log_abs");
+    CHECK(named(pb.out(), pb.U(), pb.heads(), attention, barrier, pb.b_out.data(), bytes) == "workspace");
+  }
+  SECTION("workspace") {
+    CHECK(named(pb.out(), pb.U(), pb.heads(), attention, barrier, nullptr, bytes) == "workspace");
+    CHECK(named(pb.out(), pb.U(), pb.heads(), attention, barrier, ws, bytes - 1) == "workspace");
+    const test::thrown t = test::thrown_by(
+        [&] { detail::validate_cuda_barrier(pb.out(), pb.U(), pb.heads(), attention, barrier, static_cast<char*>(ws) + 8, bytes); });
+    CHECK(t.argument == "workspace");
+    CHECK(t.contains("aligned"));
   }
 }
 

@@ -20,6 +20,7 @@
 #include <limits>
 #include <string>
 
+#include "../core/config.hpp"
 #include "../core/error.hpp"
 #include "../core/scalar_traits.hpp"
 #include "../likelihood/logdet.hpp"
@@ -52,21 +53,22 @@ inline void validate_barrier(const barrier_params& barrier, const std::string& n
 }
 
 // The threshold below which the -log z branch is left: 0 (exact), eps (clamp), z0 (extended).
-inline double barrier_threshold(const barrier_params& barrier) {
+SUPTOK_HD inline double barrier_threshold(const barrier_params& barrier) {
   return barrier.policy == extension::exact ? 0.0 : barrier.policy == extension::clamp ? barrier.eps : barrier.z0;
 }
 
 // True when z = sign * exp(log_abs) lies on the -log z branch (z > 0 and z >= threshold).
 template <class S>
-bool on_log_branch(const signed_log_det<S>& ld, const barrier_params& barrier) {
+SUPTOK_HD bool on_log_branch(const signed_log_det<S>& ld, const barrier_params& barrier) {
   using std::log;
   if (ld.sign <= 0) return false;
   return barrier.policy == extension::exact || !(ld.log_abs < log(S(barrier_threshold(barrier))));
 }
 
 // b = f(z) on arguments already checked (the per-token form: the policy is validated once per call).
+// Shared by the host paths and the CUDA kernels (SUPTOK_HD).
 template <class S>
-S barrier_from_log_det_unchecked(const signed_log_det<S>& ld, const barrier_params& barrier) {
+SUPTOK_HD S barrier_from_log_det_unchecked(const signed_log_det<S>& ld, const barrier_params& barrier) {
   using std::log;
   if (on_log_branch(ld, barrier)) return -ld.log_abs;
   switch (barrier.policy) {

@@ -21,7 +21,7 @@ struct signed_log_det {
   int sign = 0;  // -1, 0 or +1
   S log_abs;     // log |det|, -inf when sign == 0
 
-  S value() const {  // det itself (may under/overflow where log_abs does not)
+  SUPTOK_HD S value() const {  // det itself (may under/overflow where log_abs does not)
     using std::exp;
     return sign == 0 ? S(0) : S(sign) * exp(log_abs);
   }

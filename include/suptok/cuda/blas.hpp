@@ -1,0 +1,88 @@
+// suptok/cuda/blas.hpp: the cuBLAS calls of the CUDA backend, on row-major matrices, for float and
+// double (nvcc only).
+//
+// cuBLAS is column-major; a row-major R x C matrix of row stride ld is the column-major C x R
+// matrix of leading dimension ld, its transpose. So the row-major product C = op(A) op(B) is the
+// column-major C^T = op(B)^T op(A)^T: the same call with the operands swapped.
+#pragma once
+
+#include <cublas_v2.h>
+
+#include <type_traits>
+
+#include "../core/view.hpp"
+#include "backend.hpp"
+
+namespace suptok::detail {
+
+// A row-major operand of a strided batch: matrix i at data + i * stride (stride 0: one matrix for
+// all), row stride ld, transposed when trans.
+template <class S>
+struct blas_operand {
+  const S* data;
+  index ld;
+  long long stride = 0;
+  bool trans = false;
+};
+
+// C_i = alpha op(A_i) op(B_i) + beta C_i for i < batch, C_i row-major (rows x cols) at
+// C + i * C_stride with row stride ldc; op(A_i) is rows x inner, op(B_i) inner x cols.
+template <class S>
+void gemm_batched(cublasHandle_t blas, index rows, index cols, index inner, S alpha, const blas_operand<S>& A,
+                  const blas_operand<S>& B, S beta, S* C, index ldc, long long C_stride, index batch,
+                  const char* call) {
+  static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>, "the CUDA barrier computes in float or double");
+  const cublasOperation_t op_a = A.trans ? CUBLAS_OP_T : CUBLAS_OP_N, op_b = B.trans ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasStatus_t status;
+  if constexpr (std::is_same_v<S, float>)
+    status = cublasSgemmStridedBatched(blas, op_b, op_a, int(cols), int(rows), int(inner), &alpha, B.data, int(B.ld),
+                                       B.stride, A.data, int(A.ld), A.stride, &beta, C, int(ldc), C_stride, int(batch));
+  else
+    status = cublasDgemmStridedBatched(blas, op_b, op_a, int(cols), int(rows), int(inner), &alpha, B.data, int(B.ld),
+                                       B.stride, A.data, int(A.ld), A.stride, &beta, C, int(ldc), C_stride, int(batch));
+  cublas_check(status, call);
+}
+
+// In-place pivoted LU of `batch` n x n matrices J[i] (any layout: det J^T = det J), pivots
+// (batch, n) 1-based as LAPACK's getrf, info (batch).
+template <class S>
+void lu_batched(cublasHandle_t blas, index n, S* const* J, int* pivots, int* info, index batch) {
+  cublasStatus_t status;
+  if constexpr (std::is_same_v<S, float>)
+    status = cublasSgetrfBatched(blas, int(n), J, int(n), pivots, info, int(batch));
+  else
+    status = cublasDgetrfBatched(blas, int(n), J, int(n), pivots, info, int(batch));
+  cublas_check(status, "cublasXgetrfBatched");
+}
+
+// Runs cuBLAS on `stream` with its default math (no TF32 or reduced-precision products) for a
+// scope, then gives the handle back with the stream and math mode it had.
+class blas_scope {
+ public:
+  blas_scope(cublasHandle_t blas, cudaStream_t stream) : blas_(blas) {
+    cublas_check(cublasGetStream(blas_, &stream_), "cublasGetStream");
+    cublas_check(cublasGetMathMode(blas_, &math_), "cublasGetMathMode");
+    try {
+      cublas_check(cublasSetStream(blas_, stream), "cublasSetStream");
+      cublas_check(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    } catch (...) {
+      restore();
+      throw;
+    }
+  }
+  ~blas_scope() { restore(); }
+  blas_scope(const blas_scope&) = delete;
+  blas_scope& operator=(const blas_scope&) = delete;
+
+ private:
+  void restore() {
+    cublasSetStream(blas_, stream_);
+    cublasSetMathMode(blas_, math_);
+  }
+
+  cublasHandle_t blas_;
+  cudaStream_t stream_ = nullptr;
+  cublasMath_t math_ = CUBLAS_DEFAULT_MATH;
+};
+
+}  // namespace suptok::detail

@@ -1,0 +1,28 @@
+// The host reference the CUDA barrier test compares with: the library's reference path in double
+// (likelihood/jacobian.hpp's J_t, logdet.hpp's pivoted LU, barrier/penalty.hpp's b_t), compiled
+// by the host compiler in barrier_reference.cpp so that nvcc never sees Eigen's LU.
+#pragma once
+
+#include <suptok/attention/mask.hpp>
+#include <suptok/barrier/policy.hpp>
+
+#include <vector>
+
+namespace suptok::test {
+
+// Dense row-major inputs: U (B, N, p), W_Q and W_K (H, d_k, p), W_V (H, d_v, p), W_O (H, p, d_v).
+struct barrier_problem {
+  index B = 1, N = 1, p = 1, H = 1, d_k = 1, d_v = 1;
+  std::vector<double> U, W_Q, W_K, W_V, W_O;
+};
+
+// Per token of every sequence (B N entries): b_t, log|det J_t| and the sign of det J_t.
+struct token_values {
+  std::vector<double> b, log_abs;
+  std::vector<int> sign;
+};
+
+token_values reference_barrier(const barrier_problem& problem, mask m, double temperature,
+                               const barrier_params& barrier);
+
+}  // namespace suptok::test
