@@ -22,6 +22,7 @@
 
 #include "attention_plan.hpp"
 #include "backend.hpp"
+#include "warp.cuh"
 
 namespace suptok {
 namespace detail {
@@ -38,17 +39,6 @@ template <>
 __device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
 template <>
 __device__ inline __half from_float<__half>(float x) { return __float2half(x); }
-
-inline constexpr unsigned full_warp = 0xffffffffu;
-
-__device__ inline float warp_max(float x) {
-  for (int offset = 16; offset > 0; offset /= 2) x = fmaxf(x, __shfl_xor_sync(full_warp, x, offset));
-  return x;
-}
-__device__ inline float warp_sum(float x) {
-  for (int offset = 16; offset > 0; offset /= 2) x += __shfl_xor_sync(full_warp, x, offset);
-  return x;
-}
 
 // Rows [r0, r0 + rows) of matrix b of src into dst (rows x src.cols floats, row stride
 // dst_stride), by all threads of the block; rows past src.rows are zero.

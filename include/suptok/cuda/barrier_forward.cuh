@@ -30,6 +30,7 @@
 #include "../likelihood/logdet.hpp"
 #include "barrier_plan.hpp"
 #include "blas.hpp"
+#include "warp.cuh"
 
 namespace suptok {
 namespace detail {
@@ -87,10 +88,10 @@ __global__ void causal_softmax_kernel(S* P, index rows, index N, mask m) {
   S* r = P + row * N;
   S top = -INFINITY;
   for (index s = lane; s < end; s += 32) top = fmax(top, r[s]);
-  for (int offset = 16; offset > 0; offset /= 2) top = fmax(top, __shfl_xor_sync(0xffffffffu, top, offset));
+  top = warp_max(top);
   S sum = 0;
   for (index s = lane; s < end; s += 32) sum += exp(r[s] - top);
-  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  sum = warp_sum(sum);
   for (index s = lane; s < N; s += 32) r[s] = s < end ? exp(r[s] - top) / sum : S(0);
 }
 
