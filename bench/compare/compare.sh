@@ -2,7 +2,7 @@
 # bench/compare/compare.sh: the same workloads through PyTorch and through suptok, side by side.
 #
 #   bench/compare/compare.sh [--install] [--threads "1 2"] [--reps 5] [--quick] [--only REGEX]
-#                            [--build-dir DIR] [--out DIR] [--keep-coretype]
+#                            [--build-dir DIR] [--arch ARCH] [--out DIR] [--keep-coretype]
 #
 # --install        apt-get installs what is missing (python3-torch, libopenblas0-pthread, time)
 #                  and makes OpenBLAS the active libblas/liblapack alternative; without it the
@@ -13,7 +13,9 @@
 # --quick          the smallest shape of each workload only (smoke test).
 # --only REGEX     only the workloads whose "name B N p" matches REGEX (grep -E).
 # --build-dir DIR  where suptok_workloads is built (default build-compare/ in the repository;
-#                  Release, -O3 -march=x86-64-v3, one job).
+#                  Release, -O3, one job).
+# --arch ARCH      the fast path's instruction set, -march=ARCH (default native: the widest the
+#                  machine has; x86-64-v3 for AVX2 + FMA only). Reconfigures the build directory.
 # --out DIR        inputs, outputs and logs (default: a new temporary directory).
 # --keep-coretype  keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for PyTorch (by default they are
 #                  removed from the PyTorch commands alone: they force an older OpenBLAS kernel).
@@ -35,6 +37,7 @@ reps=5
 quick=0
 only=""
 build_dir="$root/build-compare"
+arch=native
 out=""
 keep_coretype=0
 
@@ -46,6 +49,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1 ;;
     --only) only="$2"; shift ;;
     --build-dir) build_dir="$2"; shift ;;
+    --arch) arch="$2"; shift ;;
     --out) out="$2"; shift ;;
     --keep-coretype) keep_coretype=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -100,12 +104,10 @@ if [ "$keep_coretype" = 0 ]; then
 fi
 
 # ---- the library side ----
-if [ ! -f "$build_dir/CMakeCache.txt" ]; then
-  say "configuring $build_dir (Release)"
-  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DSUPTOK_BUILD_BENCH=ON \
-    -DSUPTOK_BUILD_TESTS=OFF -DSUPTOK_BUILD_EXAMPLES=OFF -DSUPTOK_ENABLE_CUDA=OFF >/dev/null
-fi
-say "building suptok_workloads in $build_dir (-O3 -march=x86-64-v3, one job)"
+say "configuring $build_dir (Release, -march=$arch)"
+cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DSUPTOK_BUILD_BENCH=ON -DSUPTOK_SIMD_ARCH="$arch" \
+  -DSUPTOK_BUILD_TESTS=OFF -DSUPTOK_BUILD_EXAMPLES=OFF -DSUPTOK_ENABLE_CUDA=OFF >/dev/null
+say "building suptok_workloads in $build_dir (-O3 -march=$arch, one job)"
 cmake --build "$build_dir" --target suptok_workloads -j1 >/dev/null
 exe="$build_dir/bench/compare/suptok_workloads"
 [ -x "$exe" ] || { say "no $exe (is xsimd installed?)"; exit 1; }
@@ -117,6 +119,11 @@ tsv="$out/rows.tsv"
 
 # ---- the machine ----
 say "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+isa=$(grep -o -w -E 'avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')
+say "vector ISA of the CPU: ${isa:-none of avx2, fma, avx512f}; suptok built with -march=$arch"
+peak=$(OMP_NUM_THREADS=1 "$exe" fma_peak 0 0 0 5 - - |
+       sed -n 's/^FMA_PEAK lanes=\([0-9]*\) gflops=\([0-9.]*\).*/\2 GFLOP\/s (vectors of \1 floats)/p')
+say "fp32 FMA rate of one thread, measured now: $peak"
 say "active libblas alternative: $active"
 blas_line=$(env "${torch_unset[@]}" OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 "$PY" "$here/torch_workloads.py" blas)
 say "$blas_line"
@@ -135,8 +142,10 @@ done
 for w in attention_fwd attention_fwd_bwd; do
   for shape in "1 1024 64" "1 2048 64"; do workloads+=("$w $shape"); done
 done
+workloads+=("layer_barrier_fwd 1 1024 768")   # a GPT-2-small layer
 if [ "$quick" = 1 ]; then
-  workloads=("barrier_fwd 1 256 8" "barrier_fwd_bwd 1 256 8" "attention_fwd 1 1024 64" "attention_fwd_bwd 1 1024 64")
+  workloads=("barrier_fwd 1 256 8" "barrier_fwd_bwd 1 256 8" "attention_fwd 1 1024 64" "attention_fwd_bwd 1 1024 64"
+             "layer_barrier_fwd 1 128 256")
 fi
 if [ -n "$only" ]; then
   mapfile -t workloads < <(printf '%s\n' "${workloads[@]}" | grep -E -- "$only" || true)

@@ -14,6 +14,14 @@
 //   attention_fwd_bwd  and the gradients of <dMu, mu> (U, W_Q, W_K, W_V, W_O); B = 1, p = d
 //                    inputs: U (N, d), W_Q, W_K, W_V, W_O (d, d), dMu (N, d)
 //                    outputs: mu (N, d) [, dU (N, d), dW_Q, dW_K, dW_V, dW_O (d, d)]
+//   layer_barrier_fwd  b_t = -log det J_t for t = 2..N-1 of one sequence under a GPT-2-shaped layer
+//                    (H = p / 64 heads of width 64, biases on Q, K, V; strict mask, tau = 8, exact
+//                    policy), projected form: barrier_per_token(simd{}, U, layer, ...)
+//                    inputs: U (N, p), W_Q, W_K, W_V (H, 64, p), W_O (H, p, 64), b_Q, b_K, b_V (H, 64)
+//                    outputs: b (N - 2)
+//   fma_peak         no inputs or outputs: the fp32 FMA rate of one thread (GFLOP/s, printed), from
+//                    independent fused multiply-adds on registers of the widest vectors the build
+//                    targets (xsimd's default architecture)
 //   baseline         reads nothing, computes nothing: the empty-process resident set
 //
 // Usage: suptok_workloads WORKLOAD B N p REPS INPUTS OUTPUTS
@@ -21,6 +29,7 @@
 #include <suptok/simd.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -145,6 +154,46 @@ std::vector<double> run_attention(bool backward, index N, index d, int reps, rea
   return ms;
 }
 
+// 16 independent accumulators (FMA latency 4 x 2 pipes x 2), `reps` timed rounds of 2^24 steps; the
+// inner loop is unrolled so that the accumulators stay in registers.
+std::vector<double> run_fma_peak(int reps) {
+  using batch = xsimd::batch<float>;
+  constexpr int chains = 16;
+  constexpr long steps = 1L << 24;
+  const batch a(1.0f + 1e-7f), b(1e-7f);
+  float sink = 0;
+  const auto ms = time_runs(reps, [&] {
+    std::array<batch, chains> acc;
+    for (int c = 0; c < chains; ++c) acc[c] = batch(float(c));
+    for (long i = 0; i < steps; ++i) {
+#pragma GCC unroll 16
+      for (int c = 0; c < chains; ++c) acc[c] = xsimd::fma(acc[c], a, b);
+    }
+    for (int c = 0; c < chains; ++c) sink += xsimd::hadd(acc[c]);
+  });
+  const double flops = 2.0 * double(steps) * chains * double(batch::size);
+  std::printf("FMA_PEAK lanes=%d gflops=%.1f (sink %g)\n", int(batch::size), flops / (median(ms) * 1e6), double(sink));
+  return ms;
+}
+
+std::vector<double> run_layer_barrier(index N, index p, int reps, reader& in, writer& out) {
+  const index H = p / 64, d = 64;
+  const mat U = in.next(N, p);
+  suptok::layer<float> l;
+  for (auto* W : {&l.W_Q, &l.W_K, &l.W_V})
+    for (index h = 0; h < H; ++h) W->push_back(in.next(d, p));
+  for (index h = 0; h < H; ++h) l.W_O.push_back(in.next(p, d));
+  for (auto* b : {&l.b_Q, &l.b_K, &l.b_V})
+    for (index h = 0; h < H; ++h) b->push_back(in.next(d, 1));
+  in.expect_end();
+  const suptok::barrier_params bp{suptok::extension::exact};
+  const suptok::attention_params ap{suptok::mask::strict, 0};  // tau = sqrt(64)
+  std::vector<float> b;
+  const auto ms = time_runs(reps, [&] { b = suptok::barrier_per_token(suptok::simd{}, U, l, bp, ap); });
+  for (std::size_t t = 2; t < b.size(); ++t) out.put(b[t]);
+  return ms;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -159,15 +208,20 @@ int main(int argc, char** argv) {
     std::vector<double> ms;
     if (workload == "baseline") {
       ms = {0.0};
+    } else if (workload == "fma_peak") {
+      ms = run_fma_peak(reps);
     } else {
       reader in(argv[6]);
       writer out(argv[7]);
       if (workload == "barrier_fwd" || workload == "barrier_fwd_bwd")
         ms = run_barrier(workload == "barrier_fwd_bwd", B, N, p, reps, in, out);
+      else if (workload == "layer_barrier_fwd" && B == 1 && p % 64 == 0)
+        ms = run_layer_barrier(N, p, reps, in, out);
       else if ((workload == "attention_fwd" || workload == "attention_fwd_bwd") && B == 1)
         ms = run_attention(workload == "attention_fwd_bwd", N, p, reps, in, out);
       else
-        throw std::runtime_error("unknown workload " + workload + " (or B != 1 for attention)");
+        throw std::runtime_error("unknown workload " + workload +
+                                 " (or B != 1 for attention and the layer, or p not a multiple of 64)");
     }
     std::printf("RESULT side=suptok workload=%s B=%ld N=%ld p=%ld threads=%d median_ms=%.4f times_ms=",
                 workload.c_str(), long(B), long(N), long(p), suptok::detail::simd_kernels::max_threads(), median(ms));

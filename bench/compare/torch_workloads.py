@@ -14,6 +14,8 @@ Subcommands
 
 The PyTorch code is written the way a researcher writes it: full (N, N) masked logits, softmax,
 einsum for the second moments, torch.linalg.slogdet, autograd for the backward. Float32.
+layer_barrier_fwd is a GPT-2-shaped layer (H = p / 64 heads of width 64, biases on Q, K, V) in the
+projected form, det J_t = det(I - K_t), chunks of 128 query tokens.
 Threads: torch.set_num_threads(OMP_NUM_THREADS); the driver also sets OPENBLAS_NUM_THREADS.
 """
 import math
@@ -26,7 +28,14 @@ import numpy as np
 
 def shapes(workload, B, N, p):
     """The input arrays in file order, and the output arrays (torch and suptok write the same)."""
-    if workload.startswith("barrier"):
+    if workload == "layer_barrier_fwd":
+        if B != 1 or p % 64:
+            sys.exit("layer_barrier_fwd takes B = 1 and p a multiple of 64")
+        H, d = p // 64, 64
+        ins = ([("U", (N, p))] + [(w, (H, d, p)) for w in ("W_Q", "W_K", "W_V")] + [("W_O", (H, p, d))] +
+               [(b, (H, d)) for b in ("b_Q", "b_K", "b_V")])
+        outs = [("b", (N - 2,))]
+    elif workload.startswith("barrier"):
         ins = [("U", (B, N, p)), ("W_Q", (p, p)), ("W_K", (p, p))]
         outs = [("penalty", (1,))]
         if workload == "barrier_fwd_bwd":
@@ -45,13 +54,17 @@ def shapes(workload, B, N, p):
 
 def make_inputs(workload, B, N, p, seed):
     """U, dMu ~ N(0, 1). Barrier: W ~ N(0, 0.25 / p), so that ||C A|| stays well below 1 and every
-    det J_t > 0 (the exact policy is finite). Attention: W ~ N(0, 1 / p), logits of order 1."""
+    det J_t > 0 (the exact policy is finite). Attention: W ~ N(0, 1 / p), logits of order 1.
+    Layer: W_Q, W_K, W_V of standard deviation 0.05, W_O 0.02, biases 0.02 (near GPT-2's scale;
+    every det J_t > 0 at p = 768)."""
     rng = np.random.default_rng(seed)
     ins, _ = shapes(workload, B, N, p)
     w_std = 0.5 / math.sqrt(p) if workload.startswith("barrier") else 1 / math.sqrt(p)
+    layer_std = {"W_Q": 0.05, "W_K": 0.05, "W_V": 0.05, "W_O": 0.02, "b_Q": 0.02, "b_K": 0.02, "b_V": 0.02}
     arrays = {}
     for name, shape in ins:
-        std = w_std if name.startswith("W") else 1.0
+        std = layer_std[name] if workload == "layer_barrier_fwd" and name in layer_std else (
+            w_std if name.startswith("W") else 1.0)
         arrays[name] = (rng.standard_normal(shape) * std).astype(np.float32)
     return arrays
 
@@ -98,6 +111,33 @@ def barrier_penalty(torch, U, W_Q, W_K):
     return b.mean()
 
 
+def projected_layer_barrier(torch, U, W_Q, W_K, W_V, W_O, b_Q, b_K, b_V, chunk=128):
+    """b_t = -log det J_t for t >= 2 of one sequence, strict mask, projected form (docs/math.md 2.3):
+    det J_t = det(I - K_t), K_t block (h, h') = X^h_t P_hh', X^h_t = Cov_a(v_s, k_s),
+    P_hh' = W_Q[h] W_O[h'] / tau."""
+    N, p = U.shape
+    H, d, _ = W_Q.shape
+    n, tau = H * d, math.sqrt(d)
+    q = torch.einsum("np,hdp->hnd", U, W_Q) + b_Q[:, None, :]       # (H, N, d)
+    k = torch.einsum("np,hdp->hnd", U, W_K) + b_K[:, None, :]
+    v = torch.einsum("np,hdp->hnd", U, W_V) + b_V[:, None, :]
+    past = torch.ones(N, N, dtype=torch.bool).tril(diagonal=-1)     # s < t
+    logits = (q @ k.transpose(1, 2) / tau).masked_fill(~past, float("-inf"))
+    a = torch.softmax(logits[:, 2:], dim=-1)                        # (H, N-2, N)
+    P = torch.einsum("hdp,gpe->hdge", W_Q, W_O).reshape(H, d, n) / tau  # (H, d_k, n)
+    vk = (v[:, :, :, None] * k[:, :, None, :]).reshape(H, N, d * d)  # value-key outer products
+    eye = torch.eye(n)
+    b = []
+    for t0 in range(0, N - 2, chunk):
+        ac = a[:, t0:t0 + chunk]                                    # (H, T, N)
+        T = ac.shape[1]
+        X = (ac @ vk).reshape(H, T, d, d) - (ac @ v)[..., :, None] * (ac @ k)[..., None, :]
+        K = torch.einsum("htvk,hkn->thvn", X, P).reshape(T, n, n)
+        sign, logabsdet = torch.linalg.slogdet(eye - K)
+        b.append(torch.where(sign > 0, -logabsdet, torch.full_like(logabsdet, float("inf"))))
+    return torch.cat(b)
+
+
 def attention(torch, U, W_Q, W_K, W_V, W_O):
     """mu = softmax(masked Q K^T / sqrt(d)) V W_O^T, inclusive causal mask, one head."""
     N, d = U.shape
@@ -115,7 +155,11 @@ def run(workload, B, N, p, reps, inputs, out):
     ins, _ = shapes(workload, B, N, p)
     x = {k: torch.from_numpy(v.copy()) for k, v in read_arrays(inputs, ins).items()}
     backward = workload.endswith("_bwd")
-    if workload.startswith("barrier"):
+    if workload == "layer_barrier_fwd":
+        params = []
+        def forward():
+            return projected_layer_barrier(torch, *(x[k] for k in ("U", "W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V")))
+    elif workload.startswith("barrier"):
         params = ["U", "W_Q", "W_K"]
         def forward():
             return barrier_penalty(torch, x["U"], x["W_Q"], x["W_K"])

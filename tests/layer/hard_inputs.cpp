@@ -12,7 +12,7 @@
 //   eps * cond,   cond = 1 + r (kappa_data + L),   r = max_t |I - J_t| / max_t |J_t|,  L = max |lse_t|
 // (r: how much of J_t the moment term is; L: the logit scale). The bounds below are k eps cond,
 // with k a small multiple of the measured ratio.
-#include "layer_checks.hpp"
+#include "hard_families.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -20,79 +20,24 @@
 
 using namespace suptok;
 
-namespace {
-
-struct family {
-  const char* name;
-  matrix<double> U;
-  double weight_scale;  // larger: sharper attention
-};
-
-// max_t max |I - J_t| / max_t max |J_t| of 50-digit blocks.
-double moment_share(const std::vector<matrix<float50>>& J) {
-  double num = 0, den = 0;
-  for (const auto& J_t : J) {
-    const matrix<float50> M = matrix<float50>::Identity(J_t.rows(), J_t.cols()) - J_t;
-    num = std::max(num, to_double(M.cwiseAbs().maxCoeff()));
-    den = std::max(den, to_double(J_t.cwiseAbs().maxCoeff()));
-  }
-  return num / den;
-}
-
-// The largest finite |lse_t| over the heads: the logit scale.
-double logit_scale(const attention_output<double>& out) {
-  double L = 0;
-  for (const auto& lse : out.lse)
-    for (suptok::index t = 0; t < lse.size(); ++t)
-      if (std::isfinite(lse(t))) L = std::max(L, std::abs(lse(t)));
-  return L;
-}
-
-double kappa_data(const matrix<double>& U) {
-  const Eigen::RowVectorXd mean = U.colwise().mean();
-  const double spread = std::sqrt((U.rowwise() - mean).squaredNorm() / double(U.rows()));
-  return U.cwiseAbs().maxCoeff() / spread;
-}
-
-std::vector<family> families(suptok::index N, suptok::index p) {
-  std::vector<family> f;
-  matrix<double> cluster = test::random_matrix<double>(N, p, 201, 1e-2);
-  cluster.rowwise() += Eigen::RowVectorXd::Constant(p, 10.0 / std::sqrt(double(p)));
-  f.push_back({"cluster at distance 10, spread 1e-2", cluster, 0.5});
-  matrix<double> massive = test::random_matrix<double>(N, p, 202);
-  massive.col(1).array() += 300.0;
-  massive.col(3).array() -= 700.0;
-  f.push_back({"massive coordinates 300 and -700", massive, 0.02});
-  matrix<double> sink = test::random_matrix<double>(N, p, 203);
-  sink.row(0) *= 100.0;
-  f.push_back({"attention sink of norm 100", sink, 0.5});
-  matrix<double> drift = test::random_matrix<double>(N, p, 204);
-  for (suptok::index t = 0; t < N; ++t) drift.row(t).array() += 0.5 * double(t);
-  f.push_back({"mean drifting by 0.5 per token", drift, 0.3});
-  f.push_back({"nearly one-hot attention", test::random_matrix<double>(N, p, 205), 3.0});
-  return f;
-}
-
-}  // namespace
-
 TEST_CASE("hard inputs: Jacobian blocks and log-determinants in double against float50", "[layer][precision]") {
   const suptok::index N = 10, p = 6;
-  for (const family& fam : families(N, p))
+  for (const test::hard_family& fam : test::hard_families(N, p))
     for (const mask m : {mask::strict, mask::inclusive}) {
       DYNAMIC_SECTION(fam.name << ", " << to_string(m)) {
         const attention_params ap{m, 0};
         const auto hs = test::random_heads<double>(2, p, 3, 3, 206, fam.weight_scale);
         const auto l = test::random_layer<double>(p, test::layer_cases[4] /* rotary, grouped, biases */, 207,
                                                   fam.weight_scale);
-        const double kappa = kappa_data(fam.U);
+        const double kappa = test::kappa_data(fam.U);
         const auto U50 = test::cast<float50>(fam.U);
         const auto J_heads = jacobian_blocks<double>(fam.U, hs, ap);
         const auto J_heads50 = jacobian_blocks<float50>(U50, test::cast<float50>(hs), ap);
         const auto J_layer = jacobian_blocks<double>(fam.U, l, ap);
         const auto J_layer50 = jacobian_blocks<float50>(U50, test::cast<float50>(l), ap);
         const auto K = projected_blocks<double>(fam.U, l, ap);
-        const double cond_heads = 1 + moment_share(J_heads50) * (kappa + logit_scale(attention_forward<double>(fam.U, hs, ap)));
-        const double cond_layer = 1 + moment_share(J_layer50) * (kappa + logit_scale(attention_forward<double>(fam.U, l, ap)));
+        const double cond_heads = 1 + test::moment_share(J_heads50) * (kappa + test::logit_scale(attention_forward<double>(fam.U, hs, ap)));
+        const double cond_layer = 1 + test::moment_share(J_layer50) * (kappa + test::logit_scale(attention_forward<double>(fam.U, l, ap)));
         double worst_heads = 0, worst_layer = 0, worst_logdet = 0;
         for (std::size_t t = 0; t < J_heads.size(); ++t) {
           worst_heads = std::max(worst_heads, test::max_rel_error(J_heads[t], J_heads50[t]));
