@@ -19,6 +19,11 @@
 //                    policy), projected form: barrier_per_token(simd{}, U, layer, ...)
 //                    inputs: U (N, p), W_Q, W_K, W_V (H, 64, p), W_O (H, p, 64), b_Q, b_K, b_V (H, 64)
 //                    outputs: b (N - 2)
+//   llama_layer_barrier_fwd  as layer_barrier_fwd for a Llama-shaped layer with no PyTorch side:
+//                    H = p / 128 query heads of width 128 sharing H / 4 key/value heads, rotary
+//                    embeddings (theta 500000), no biases; seeded weights of standard deviation
+//                    0.02 and U ~ N(0, 1) made here (INPUTS and OUTPUTS are ignored); prints the
+//                    number of infeasible tokens (t >= 2) and the range and mean of the other b_t
 //   fma_peak         no inputs or outputs: the fp32 FMA rate of one thread (GFLOP/s, printed), from
 //                    independent fused multiply-adds on registers of the widest vectors the build
 //                    targets (xsimd's default architecture)
@@ -31,11 +36,13 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -194,6 +201,40 @@ std::vector<double> run_layer_barrier(index N, index p, int reps, reader& in, wr
   return ms;
 }
 
+std::vector<double> run_llama_layer_barrier(index N, index p, int reps) {
+  const index H = p / 128, G = H / 4, d = 128;
+  std::mt19937_64 gen(20261203);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const auto random = [&](index rows, index cols, float scale) {
+    mat m(rows, cols);
+    for (index i = 0; i < m.size(); ++i) m.data()[i] = scale * normal(gen);
+    return m;
+  };
+  suptok::layer<float> l;
+  for (index h = 0; h < H; ++h) l.W_Q.push_back(random(d, p, 0.02f)), l.W_O.push_back(random(p, d, 0.02f));
+  for (index g = 0; g < G; ++g) l.W_K.push_back(random(d, p, 0.02f)), l.W_V.push_back(random(d, p, 0.02f));
+  l.rope_theta = 500000;
+  const mat U = random(N, p, 1.0f);
+  const suptok::barrier_params bp{suptok::extension::exact};
+  const suptok::attention_params ap{suptok::mask::strict, 0};  // tau = sqrt(128)
+  std::vector<float> b;
+  const auto ms = time_runs(reps, [&] { b = suptok::barrier_per_token(suptok::simd{}, U, l, bp, ap); });
+  double lo = INFINITY, hi = -INFINITY, sum = 0;
+  index infeasible = 0;  // det J_t <= 0: b_t = +inf under the exact policy
+  for (auto it = b.begin() + 2; it != b.end(); ++it) {
+    if (!std::isfinite(*it)) {
+      ++infeasible;
+      continue;
+    }
+    lo = std::min(lo, double(*it));
+    hi = std::max(hi, double(*it));
+    sum += *it;
+  }
+  std::printf("LAYER H=%ld G=%ld d=%ld: %ld of %ld tokens infeasible; finite b_t in [%g, %g], mean %g\n", long(H),
+              long(G), long(d), long(infeasible), long(N - 2), lo, hi, sum / double(N - 2 - infeasible));
+  return ms;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -210,6 +251,8 @@ int main(int argc, char** argv) {
       ms = {0.0};
     } else if (workload == "fma_peak") {
       ms = run_fma_peak(reps);
+    } else if (workload == "llama_layer_barrier_fwd" && B == 1 && p % 512 == 0 && N > 2) {
+      ms = run_llama_layer_barrier(N, p, reps);
     } else {
       reader in(argv[6]);
       writer out(argv[7]);
