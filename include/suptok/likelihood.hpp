@@ -11,5 +11,6 @@
 #include "likelihood/loglik.hpp"
 #include "likelihood/noise.hpp"
 #include "likelihood/projected.hpp"
+#include "likelihood/projected_backward.hpp"
 #include "likelihood/residuals.hpp"
 #include "likelihood/sampler.hpp"

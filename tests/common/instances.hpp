@@ -33,7 +33,7 @@
   EXTERN template suptok::detail::sequence_barrier<S>                                                        \
   suptok::detail::sequence_barrier_forward<S, suptok::heads<S>>(                                             \
       const Eigen::Ref<const suptok::matrix<S>>&, const suptok::heads<S>&, const suptok::barrier_params&,    \
-      const suptok::attention_params&, const std::string&);                                                   \
+      const suptok::attention_params&, const std::string&, suptok::jacobian_form);                            \
   EXTERN template suptok::attention_gradients<S>                                                             \
   suptok::detail::sequence_barrier_backward<S, suptok::heads<S>>(                                            \
       const suptok::detail::sequence_barrier<S>&, const S&, const Eigen::Ref<const suptok::matrix<S>>&,      \

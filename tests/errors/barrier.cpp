@@ -75,6 +75,22 @@ TEST_CASE("barrier parameters are checked first by every function that takes the
   check_valid("barrier_block", [&] { barrier_block<double>(J, extended); });
 }
 
+TEST_CASE("the layer penalty functions name an unknown form", "[errors][barrier]") {
+  const M U = seq();
+  const layer<double> l = gqa_layer();
+  const auto bad = static_cast<jacobian_form>(5);
+  check_valid("both forms", [&] {
+    for (const jacobian_form f : {jacobian_form::general, jacobian_form::projected, jacobian_form::automatic})
+      barrier_penalty_backward<double>(U, l, extended, {}, f);
+  });
+  check_cases({
+      {"barrier_per_token", "form", [&] { barrier_per_token<double>(U, l, extended, {}, bad); }},
+      {"barrier_penalty", "form", [&] { barrier_penalty<double>(U, l, extended, {}, bad); }},
+      {"barrier_penalty_backward", "form", [&] { barrier_penalty_backward<double>(U, l, extended, {}, bad); }},
+      {"U before the form", "U", [&] { barrier_per_token<double>(M(0, 3), l, extended, {}, bad); }},
+  });
+}
+
 TEST_CASE("batch and layer-stack penalties name the batch, the layers and their arguments", "[errors][barrier]") {
   const heads<double> hs = stack();
   // barrier_layer holds references: every sequence and head stack of a stack is a named object.
@@ -154,6 +170,8 @@ TEST_CASE("exact policy: the gradients name the sequence of an infeasible token"
   check_cases({
       {"penalty backward", "U", names_token_2([&] { barrier_penalty_backward<double>(U, hs, exact); })},
       {"penalty backward (layer)", "U", names_token_2([&] { barrier_penalty_backward<double>(U, l, exact); })},
+      {"penalty backward (layer, projected form)", "U",
+       names_token_2([&] { barrier_penalty_backward<double>(U, l, exact, {}, jacobian_form::projected); })},
       {"batch backward, sequence 1", "Us[1]", names_token_2([&] { barrier_penalty_batch_backward<double>(Us, hs, exact); })},
       {"layers backward, layer 1", "layers[1].U",
        names_token_2([&] { barrier_penalty_layers_backward<double>({{U_long, hs}, {U, hs}}, exact); })},

@@ -24,13 +24,15 @@
       const suptok::attention_params&);                                                                          \
   EXTERN template std::vector<double> suptok::barrier_per_token<double>(                                         \
       suptok::const_ref<double>, const suptok::layer<double>&, const suptok::barrier_params&,                    \
-      const suptok::attention_params&);                                                                          \
+      const suptok::attention_params&, suptok::jacobian_form);                                                   \
   EXTERN template double suptok::barrier_penalty<double>(suptok::const_ref<double>, const suptok::layer<double>&, \
                                                          const suptok::barrier_params&,                          \
-                                                         const suptok::attention_params&);                       \
+                                                         const suptok::attention_params&,                        \
+                                                         suptok::jacobian_form);                                 \
   EXTERN template suptok::barrier_gradients<double, suptok::layer_gradients<double>>                             \
   suptok::barrier_penalty_backward<double>(suptok::const_ref<double>, const suptok::layer<double>&,              \
-                                           const suptok::barrier_params&, const suptok::attention_params&);      \
+                                           const suptok::barrier_params&, const suptok::attention_params&,       \
+                                           suptok::jacobian_form);                                               \
   EXTERN template std::vector<suptok::token_margin<double>> suptok::token_margins<double>(                       \
       suptok::const_ref<double>, const suptok::heads<double>&, const suptok::attention_params&);                 \
   EXTERN template suptok::token_margin<double> suptok::block_margin<double>(                                     \

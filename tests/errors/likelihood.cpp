@@ -48,6 +48,25 @@ TEST_CASE("jacobian_blocks_backward names dJ and its blocks", "[errors][likeliho
   });
 }
 
+TEST_CASE("projected_blocks_backward names dK and its blocks", "[errors][likelihood]") {
+  const M U = seq();
+  const layer<double> l = gqa_layer();  // 4 query heads of d_v = 3: blocks K_t of n = 12
+  const std::vector<M> dK(4, M::Identity(12, 12));
+  auto changed = [&dK](std::size_t t, M block) {
+    std::vector<M> d = dK;
+    d[t] = std::move(block);
+    return d;
+  };
+  const auto call = [&](std::vector<M> d) { return [=, &U, &l] { projected_blocks_backward<double>(d, U, l); }; };
+  check_valid("projected_blocks_backward", [&] { projected_blocks_backward<double>(dK, U, l); });
+  check_cases({
+      {"3 blocks for N = 4", "dK", call(std::vector<M>(3, M::Identity(12, 12)))},
+      {"block 2 of the width p = 3 instead of n = 12", "dK[2]", call(changed(2, M::Identity(3, 3)))},
+      {"NaN in block 1", "dK[1]", call(changed(1, with_entry(M::Identity(12, 12), 4, 7, NaN)))},
+      {"U before dK", "U", [&] { projected_blocks_backward<double>({}, M(0, 3), l); }},
+  });
+}
+
 TEST_CASE("log_likelihood_backward names Psi, and U at a singular J_t", "[errors][likelihood]") {
   const M U = seq();
   const heads<double> hs = stack();

@@ -86,6 +86,26 @@ layer<To> cast(const layer<From>& l) {
   return r;
 }
 
+// The largest entrywise difference between two gradients of a layer (U and every block), relative
+// to the largest entry of the whole reference gradient `ref` (per-block relative errors would divide
+// rounding by rounding where a block's true gradient is zero, e.g. b_K without rotation).
+template <class A, class R>
+double max_gradient_difference(const layer_gradients<A>& a, const layer_gradients<R>& ref) {
+  std::vector<matrix<A>> blocks_a{a.dU};
+  std::vector<matrix<R>> blocks_r{ref.dU};
+  layer<A> wa = a.dW;
+  layer<R> wr = ref.dW;
+  for_each_block(wa, [&](auto& b) { blocks_a.push_back(b); });
+  for_each_block(wr, [&](auto& b) { blocks_r.push_back(b); });
+  double diff = 0, scale = 0;
+  for (std::size_t k = 0; k < blocks_r.size(); ++k) {
+    const double block_scale = std::abs(to_double(blocks_r[k].cwiseAbs().maxCoeff()));
+    diff = std::max(diff, max_rel_error(blocks_a[k], blocks_r[k]) * block_scale);
+    scale = std::max(scale, block_scale);
+  }
+  return diff / scale;
+}
+
 // A seeded random direction over U and every block of a layer, and dual copies of (U, l) whose
 // slopes are that direction: the derivative of any function of them along the direction is
 // compared with <analytic gradient, direction> (dot).

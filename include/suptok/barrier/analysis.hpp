@@ -37,12 +37,7 @@
 
 namespace suptok {
 
-enum class jacobian_form { automatic, general, projected };
 enum class margin_method { estimate, exact };
-
-inline const char* to_string(jacobian_form f) {
-  return f == jacobian_form::automatic ? "automatic" : f == jacobian_form::general ? "general" : "projected";
-}
 
 // Which tokens are support tokens: the k smallest signed margins, every signed margin <= delta, or
 // the smallest set carrying a fraction q of the barrier (support_tokens.hpp).
@@ -88,35 +83,12 @@ struct analysis {
   jacobian_form form = jacobian_form::general;  // the form that was used
 };
 
-// The form with fewer operations for N tokens. Per query head and pair (t, s): the general form
-// costs 2 p (d_k + p) (g_ts and the (p, p) covariance), the projected form 2 d_v d_k; per token the
-// general form adds 2 p^2 d_v per head and an LU of size p, the projected form 2 d_v d_k d_v' per
-// pair of heads and an LU of size n = sum_h d_v.
-template <class S>
-jacobian_form choose_form(index N, const layer<S>& layer) {
-  const double p = static_cast<double>(layer.p()), pairs = 0.5 * static_cast<double>(N) * static_cast<double>(N);
-  double general = 2.0 / 3.0 * p * p * p * static_cast<double>(N), projected = 0, n = 0;
-  for (std::size_t h = 0; h < layer.W_Q.size(); ++h) {
-    const double d_k = static_cast<double>(layer.W_Q[h].rows()), d_v = static_cast<double>(layer.W_O[h].cols());
-    general += pairs * 2 * p * (d_k + p) + static_cast<double>(N) * 2 * p * p * d_v;
-    projected += pairs * 2 * d_v * d_k;
-    n += d_v;
-  }
-  for (std::size_t h = 0; h < layer.W_Q.size(); ++h)
-    projected += static_cast<double>(N) * 2 * static_cast<double>(layer.W_Q[h].rows()) *
-                 static_cast<double>(layer.W_O[h].cols()) * n;
-  projected += 2.0 / 3.0 * n * n * n * static_cast<double>(N);
-  return projected < general ? jacobian_form::projected : jacobian_form::general;
-}
-
 namespace detail {
 
 inline void validate_analysis(const analysis_options& o) {
   validate_params(o.attention, "options.attention");
   validate_barrier(o.barrier, "options.barrier");
-  require(o.form == jacobian_form::automatic || o.form == jacobian_form::general ||
-              o.form == jacobian_form::projected,
-          "options.form", "unknown form");
+  validate_form(o.form, "options.form");
   require(o.margins == margin_method::estimate || o.margins == margin_method::exact, "options.margins",
           "unknown margin method");
   require(o.iteration.max_iterations > 0, "options.iteration.max_iterations", "must be positive, got ",
@@ -249,7 +221,7 @@ analysis<S> analyse(const_ref<S> U, const layer<S>& layer, const analysis_option
                   "options.support.q", "must lie in (0, 1], got ", rule.q);
   analysis<S> r;
   r.tokens.reserve(static_cast<std::size_t>(N));
-  r.form = options.form == jacobian_form::automatic ? choose_form(N, layer) : options.form;
+  r.form = resolve_form(options.form, N, layer);
   if (r.form == jacobian_form::projected)
     detail::analyse_projected<S>(r, U, layer, options);
   else

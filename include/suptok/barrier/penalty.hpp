@@ -13,7 +13,9 @@
 // With no non-trivial token (strict, N <= 2) the mean is empty: the penalty is 0, gradients 0.
 //
 // Gradients: dpenalty/dJ_t = (1/n) db_t/dJ_t (block.hpp) for the counted tokens, then
-// jacobian_blocks_backward (likelihood/jacobian_backward.hpp) to U, W_Q, W_K, W_V, W_O.
+// jacobian_blocks_backward (likelihood/jacobian_backward.hpp) to U, W_Q, W_K, W_V, W_O. A layer in
+// the projected form differentiates b_t = f(det(I - K_t)) the same way: dK_t = -(1/n) db_t/dB_t at
+// B_t = I - K_t, then projected_blocks_backward (likelihood/projected_backward.hpp).
 // Under the exact policy b_t = +inf at an infeasible token (det J_t <= 0) makes the penalty +inf;
 // asking for its gradient throws suptok::error naming the sequence and the token.
 // Shapes: U (N, p), heads as attention/params.hpp, J_t (p, p). Cost O(N^2 p^2 H + N p^3).
@@ -26,6 +28,7 @@
 #include "../likelihood/jacobian.hpp"
 #include "../likelihood/jacobian_backward.hpp"
 #include "../likelihood/layer_jacobian_backward.hpp"
+#include "../likelihood/projected_backward.hpp"
 #include "block.hpp"
 
 namespace suptok {
@@ -50,20 +53,55 @@ inline index first_nontrivial(mask m) { return m == mask::strict ? 2 : 0; }
 
 namespace detail {
 
-// Per-token barrier values and log-determinants of one validated sequence.
+// Per-token barrier values of one validated sequence: the blocks whose determinant is det J_t
+// (J_t (p, p) in the general form, I - K_t (n, n) in the projected form), their log-determinants
+// and b_t.
 template <class S>
 struct sequence_barrier {
-  std::vector<matrix<S>> J;             // N x (p, p)
+  std::vector<matrix<S>> J;             // N blocks
   std::vector<signed_log_det<S>> ld;    // N
   std::vector<S> b;                     // N
+  jacobian_form form = jacobian_form::general;
 };
+
+// The N blocks of `form` (resolved: general or projected); a head stack has the general form only.
+template <class S>
+std::vector<matrix<S>> determinant_blocks(const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads,
+                                          const attention_params& attention, jacobian_form) {
+  return jacobian_blocks<S>(U, heads, attention);
+}
+template <class S>
+std::vector<matrix<S>> determinant_blocks(const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
+                                          const attention_params& attention, jacobian_form form) {
+  if (form == jacobian_form::general) return jacobian_blocks<S>(U, layer, attention);
+  std::vector<matrix<S>> B = projected_blocks<S>(U, layer, attention);
+  for (matrix<S>& K : B) K = matrix<S>::Identity(K.rows(), K.cols()) - K;  // I - K_t
+  return B;
+}
+
+// The gradient of sum_t <dB[t], B_t> for the blocks B_t of determinant_blocks.
+template <class S>
+attention_gradients<S> determinant_blocks_backward(std::vector<matrix<S>>& dB, const Eigen::Ref<const matrix<S>>& U,
+                                                   const heads<S>& heads, const attention_params& attention,
+                                                   jacobian_form) {
+  return jacobian_blocks_backward_unchecked<S>(dB, U, heads, attention);
+}
+template <class S>
+layer_gradients<S> determinant_blocks_backward(std::vector<matrix<S>>& dB, const Eigen::Ref<const matrix<S>>& U,
+                                               const layer<S>& layer, const attention_params& attention,
+                                               jacobian_form form) {
+  if (form == jacobian_form::general) return jacobian_blocks_backward_unchecked<S>(dB, U, layer, attention);
+  for (matrix<S>& d : dB) d = -d;  // B_t = I - K_t: dK_t = -dB_t
+  return projected_blocks_backward_unchecked<S>(dB, U, layer, attention);
+}
 
 // W: a head stack (heads<S>) or a layer (layer<S>); `argument` names U in errors.
 template <class S, class W>
 sequence_barrier<S> sequence_barrier_forward(const Eigen::Ref<const matrix<S>>& U, const W& heads,
                                              const barrier_params& barrier, const attention_params& attention,
-                                             const std::string& argument) {
-  sequence_barrier<S> r{jacobian_blocks<S>(U, heads, attention), {}, {}};
+                                             const std::string& argument,
+                                             jacobian_form form = jacobian_form::general) {
+  sequence_barrier<S> r{determinant_blocks<S>(U, heads, attention, form), {}, {}, form};
   r.ld.reserve(r.J.size());
   r.b.reserve(r.J.size());
   for (std::size_t t = 0; t < r.J.size(); ++t) {
@@ -104,25 +142,27 @@ typename gradients_for<W>::type sequence_barrier_backward(const sequence_barrier
                                                           const barrier_params& barrier,
                                                           const attention_params& attention,
                                                           const std::string& argument) {
-  const index p = U.cols();
-  std::vector<matrix<S>> dJ(fw.J.size(), matrix<S>::Zero(p, p));
-  for (index t = first_nontrivial(attention.causal_mask); t < U.rows(); ++t) {
+  std::vector<matrix<S>> dJ;
+  dJ.reserve(fw.J.size());
+  for (index t = 0; t < U.rows(); ++t) {
     const auto k = static_cast<std::size_t>(t);
-    dJ[k] = weight * barrier_block_backward_unchecked<S>(fw.J[k], fw.ld[k], barrier, argument, token_name{t});
+    if (t < first_nontrivial(attention.causal_mask))
+      dJ.push_back(matrix<S>::Zero(fw.J[k].rows(), fw.J[k].cols()));
+    else
+      dJ.push_back(weight * barrier_block_backward_unchecked<S>(fw.J[k], fw.ld[k], barrier, argument, token_name{t}));
   }
-  return jacobian_blocks_backward_unchecked<S>(dJ, U, heads, attention);
+  return determinant_blocks_backward<S>(dJ, U, heads, attention, fw.form);
 }
 
 // The penalty of one validated sequence U and its gradients with respect to U and the weights W
 // (a head stack or a layer).
 template <class S, class W>
-barrier_gradients<S, typename gradients_for<W>::type> sequence_penalty_backward(const Eigen::Ref<const matrix<S>>& U,
-                                                                                const W& weights,
-                                                                                const barrier_params& barrier,
-                                                                                const attention_params& attention) {
+barrier_gradients<S, typename gradients_for<W>::type> sequence_penalty_backward(
+    const Eigen::Ref<const matrix<S>>& U, const W& weights, const barrier_params& barrier,
+    const attention_params& attention, jacobian_form form = jacobian_form::general) {
   const index n = counted_tokens(U.rows(), attention.causal_mask);
   if (n == 0) return {S(0), {matrix<S>::Zero(U.rows(), U.cols()), zero_like(weights)}};
-  const auto fw = sequence_barrier_forward<S>(U, weights, barrier, attention, "U");
+  const auto fw = sequence_barrier_forward<S>(U, weights, barrier, attention, "U", form);
   return {counted_sum<S>(fw.b, attention.causal_mask) / S(n),
           sequence_barrier_backward<S>(fw, S(1) / S(n), U, weights, barrier, attention, "U")};
 }
@@ -185,30 +225,36 @@ barrier_gradients<S> barrier_penalty_backward(const_ref<S> U, const heads<S>& he
 }
 
 // The same three for a layer (grouped-query heads, biases, rotary embeddings; attention/layer.hpp),
-// general form. Gradients reach U and every weight and bias (those of b_V and b_O are zero).
+// in the general form (J_t) or the projected form (I - K_t, likelihood/projected.hpp); automatic
+// takes the cheaper by choose_form. Both forms give the same values and gradients up to rounding.
+// Gradients reach U and every weight and bias (those of b_V and b_O are zero).
 template <class S>
 std::vector<S> barrier_per_token(const_ref<S> U, const layer<S>& layer, const barrier_params& barrier,
-                                 const attention_params& attention = {}) {
+                                 const attention_params& attention = {},
+                                 jacobian_form form = jacobian_form::automatic) {
   detail::validate_barrier(barrier);
   detail::validate_layer_attention<S>(U, layer, attention, "U", "attention");
-  return detail::sequence_barrier_forward<S>(U, layer, barrier, attention, "U").b;
+  detail::validate_form(form, "form");
+  return detail::sequence_barrier_forward<S>(U, layer, barrier, attention, "U", resolve_form(form, U.rows(), layer)).b;
 }
 
 template <class S>
 S barrier_penalty(const_ref<S> U, const layer<S>& layer, const barrier_params& barrier,
-                  const attention_params& attention = {}) {
+                  const attention_params& attention = {}, jacobian_form form = jacobian_form::automatic) {
   const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
-  const std::vector<S> b = barrier_per_token<S>(U, layer, barrier, attention);
+  const std::vector<S> b = barrier_per_token<S>(U, layer, barrier, attention, form);
   return n == 0 ? S(0) : detail::counted_sum<S>(b, attention.causal_mask) / S(n);
 }
 
 template <class S>
 barrier_gradients<S, layer_gradients<S>> barrier_penalty_backward(const_ref<S> U, const layer<S>& layer,
                                                                   const barrier_params& barrier,
-                                                                  const attention_params& attention = {}) {
+                                                                  const attention_params& attention = {},
+                                                                  jacobian_form form = jacobian_form::automatic) {
   detail::validate_barrier(barrier);
   detail::validate_layer_attention<S>(U, layer, attention, "U", "attention");
-  return detail::sequence_penalty_backward<S>(U, layer, barrier, attention);
+  detail::validate_form(form, "form");
+  return detail::sequence_penalty_backward<S>(U, layer, barrier, attention, resolve_form(form, U.rows(), layer));
 }
 
 // The penalty of a batch (heads shared): mean over all non-trivial tokens of all sequences.

@@ -15,13 +15,55 @@
 // it: J_t x = x - W (Y_t x) and J_t^{-1} x = x + W (I - K_t)^{-1} Y_t x, Woodbury).
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "layer_jacobian.hpp"
 
 namespace suptok {
 
+// Which form computes det J_t: the general (p, p) blocks, the projected (n, n) blocks I - K_t, or
+// the cheaper of the two for the call (choose_form).
+enum class jacobian_form { automatic, general, projected };
+
+inline const char* to_string(jacobian_form f) {
+  return f == jacobian_form::automatic ? "automatic" : f == jacobian_form::general ? "general" : "projected";
+}
+
+// The form with fewer operations for N tokens. Per query head and pair (t, s): the general form
+// costs 2 p (d_k + p) (g_ts and the (p, p) covariance), the projected form 2 d_v d_k; per token the
+// general form adds 2 p^2 d_v per head and an LU of size p, the projected form 2 d_v d_k d_v' per
+// pair of heads and an LU of size n = sum_h d_v.
+template <class S>
+jacobian_form choose_form(index N, const layer<S>& layer) {
+  const double p = static_cast<double>(layer.p()), pairs = 0.5 * static_cast<double>(N) * static_cast<double>(N);
+  double general = 2.0 / 3.0 * p * p * p * static_cast<double>(N), projected = 0, n = 0;
+  for (std::size_t h = 0; h < layer.W_Q.size(); ++h) {
+    const double d_k = static_cast<double>(layer.W_Q[h].rows()), d_v = static_cast<double>(layer.W_O[h].cols());
+    general += pairs * 2 * p * (d_k + p) + static_cast<double>(N) * 2 * p * p * d_v;
+    projected += pairs * 2 * d_v * d_k;
+    n += d_v;
+  }
+  for (std::size_t h = 0; h < layer.W_Q.size(); ++h)
+    projected += static_cast<double>(N) * 2 * static_cast<double>(layer.W_Q[h].rows()) *
+                 static_cast<double>(layer.W_O[h].cols()) * n;
+  projected += 2.0 / 3.0 * n * n * n * static_cast<double>(N);
+  return projected < general ? jacobian_form::projected : jacobian_form::general;
+}
+
+// `form`, with automatic resolved by choose_form.
+template <class S>
+jacobian_form resolve_form(jacobian_form form, index N, const layer<S>& layer) {
+  return form == jacobian_form::automatic ? choose_form(N, layer) : form;
+}
+
 namespace detail {
+
+// A form must be one of the three.
+inline void validate_form(jacobian_form form, const std::string& argument) {
+  require(form == jacobian_form::automatic || form == jacobian_form::general || form == jacobian_form::projected,
+          argument, "unknown form ", static_cast<int>(form));
+}
 
 // The per-layer products of the projected form and the row offset of each head in K_t.
 template <class S>
@@ -58,27 +100,28 @@ projected_products<S> projected_products_of(const layer<S>& layer, const attenti
   return pp;
 }
 
-// X^h_t R_t (d_v, d_k) and, inclusive, the centred value v_t - vbar_t (d_v) of head h at query t.
+// X^h_t R_t (d_v, d_k) of head h at query t and the centred rows it is made of: Dv_s = v_s - vbar_t
+// and Dk_s = k~_s - kbar_t over the past s < end (the inclusive mask's terms use Dv_t).
 template <class S>
 struct projected_head_moment {
-  matrix<S> XR;   // (d_v, d_k)
-  vector<S> dv;   // (d_v), inclusive only
+  matrix<S> XR;  // (d_v, d_k)
+  matrix<S> Dv;  // (end, d_v)
+  matrix<S> Dk;  // (end, d_k)
 };
 
 template <class S>
 projected_head_moment<S> projected_head_moment_at(index t, const layer<S>& layer, const layer_head_pass<S>& pass,
                                                   mask m) {
   const index end = past_end(t, m), d_v = pass.Vv.cols(), d_k = pass.K.cols();
-  projected_head_moment<S> r{matrix<S>::Zero(d_v, d_k), vector<S>()};
+  projected_head_moment<S> r{matrix<S>::Zero(d_v, d_k), matrix<S>(), matrix<S>()};
   if (end == 0) return r;
   const auto a_t = pass.a.row(t).head(end);                                    // (end)
-  const matrix<S> Dv = pass.Vv.topRows(end).rowwise() - a_t * pass.Vv.topRows(end);  // (end, d_v)
-  const matrix<S> Dk = pass.K.topRows(end).rowwise() - a_t * pass.K.topRows(end);    // (end, d_k)
-  r.XR.noalias() = Dv.transpose() * a_t.transpose().asDiagonal() * Dk;        // X^h_t
+  r.Dv = pass.Vv.topRows(end).rowwise() - a_t * pass.Vv.topRows(end);         // (end, d_v)
+  r.Dk = pass.K.topRows(end).rowwise() - a_t * pass.K.topRows(end);           // (end, d_k)
+  r.XR.noalias() = r.Dv.transpose() * a_t.transpose().asDiagonal() * r.Dk;  // X^h_t
   const vector<S> angle = rope_angles<S>(t, d_k, layer.rope_theta);
   if (angle.size() > 0)
     for (index i = 0; i < d_v; ++i) rotate<S>(r.XR.row(i).transpose(), angle, -1);  // row i <- (R_t^T x_i)^T
-  if (m == mask::inclusive) r.dv = Dv.row(t).transpose();
   return r;
 }
 
@@ -106,7 +149,7 @@ void for_each_projected_block(const Eigen::Ref<const matrix<S>>& U, const layer<
         block.noalias() = hm.XR * pp.P[h][k];
         if (incl) {
           block += a_tt * pp.VO[h][k];
-          block.noalias() += (a_tt * hm.dv) * (pass.Qp.row(t) * pp.KO[h][k]);
+          block.noalias() += (a_tt * hm.Dv.row(t).transpose()) * (pass.Qp.row(t) * pp.KO[h][k]);
         }
       }
       if (!with_rows) continue;
@@ -114,7 +157,7 @@ void for_each_projected_block(const Eigen::Ref<const matrix<S>>& U, const layer<
       rows.noalias() = hm.XR * layer.W_Q[h] / pass.tau;
       if (incl) {
         rows += a_tt * layer.W_V[g];
-        rows.noalias() += (a_tt * hm.dv) * (pass.Qp.row(t) * layer.W_K[g] / pass.tau);
+        rows.noalias() += (a_tt * hm.Dv.row(t).transpose()) * (pass.Qp.row(t) * layer.W_K[g] / pass.tau);
       }
     }
     f(t, K, Y);
