@@ -2,7 +2,10 @@
 // forward+backward, float (double at a few sizes), over N in {256, ..., 4096} and p in {8, ..., 128};
 // the moment accumulation alone at p = 64 (its % of the fp32 FMA peak); the reference backend at
 // small sizes for scale. One head, d_k = d_v = p, strict mask, extended policy. Every problem is
-// validated against the reference (double, at a reduced N) before timing.
+// validated against the reference (double, at a reduced N) before timing. The public functions
+// measured here send problems with N < 32, N <= 2 p (one head, p < 48) or N <= 4 p (otherwise) to
+// the reference path (detail::simd_barrier_prefers_reference): the sweep's N <= 512 at p = 128, and
+// N = 256 at p = 64, are such cases.
 // Run e.g.  OMP_NUM_THREADS=1 ./bench_barrier --benchmark_filter='forward<float>/1024/64'
 #include <suptok/simd.hpp>
 
@@ -13,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdint>
 #include <cstdlib>
 
 namespace {
@@ -46,9 +50,10 @@ double backward_flops(double N, double p) {
   return 2 * moment_flops(N, p) + 3 * N * N / 2 * 2 * p + N * (4 * p * p * p / 3 + 4 * p * p * p);
 }
 
-// Checks the simd penalty and gradient against the reference in double before any timing.
+// Checks the simd penalty and gradient against the reference in double before any timing, at an N
+// the public functions give to the kernels (above detail::simd_barrier_prefers_reference, one head).
 void validate(index p) {
-  const index N = 100;
+  const index N = std::max<index>(100, 4 * p + 1);
   const auto U = random_matrix<double>(N, p, 1, 1.0);
   const auto hs = one_head<double>(p);
   const auto fast = suptok::barrier_penalty_backward(suptok::simd{}, U, hs, policy);
@@ -136,6 +141,59 @@ void BM_barrier_reference_forward_backward(benchmark::State& state) {
                          benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Small problems: the reference path, the simd kernels called directly, and the public simd
+// function, which sends N < 32, N <= 2 p (one head, p < 48) and N <= 4 p (otherwise) to the
+// reference path (detail::simd_barrier_prefers_reference, chosen from this benchmark). Arguments: N, p, H heads,
+// path (0 reference, 1 kernels, 2 public), backward (0 the values b_t, 1 the penalty and its
+// gradients).
+template <class S>
+void BM_barrier_small(benchmark::State& state) {
+  const index N = state.range(0), p = state.range(1), H = state.range(2);
+  const index path = state.range(3);
+  const bool backward = state.range(4) == 1;
+  const auto U = random_matrix<S>(N, p, 1, 1.0);
+  const double scale = 0.5 / std::sqrt(double(p));
+  suptok::heads<S> hs;
+  for (index h = 0; h < H; ++h) {
+    const std::uint64_t seed = 11 + 4 * std::uint64_t(h);
+    hs.push_back({random_matrix<S>(p, p, seed, scale), random_matrix<S>(p, p, seed + 1, scale),
+                  random_matrix<S>(p, p, seed + 2, scale), random_matrix<S>(p, p, seed + 3, scale)});
+  }
+  const suptok::attention_params attention{};
+  const index n = suptok::detail::counted_tokens(N, attention.causal_mask);
+  for (auto _ : state) {
+    if (path == 0 && !backward) {
+      benchmark::DoNotOptimize(suptok::barrier_per_token<S>(U, hs, policy, attention));
+    } else if (path == 0) {
+      benchmark::DoNotOptimize(suptok::barrier_penalty_backward<S>(U, hs, policy, attention));
+    } else if (path == 2 && !backward) {
+      benchmark::DoNotOptimize(suptok::barrier_per_token(suptok::simd{}, U, hs, policy, attention));
+    } else if (path == 2) {
+      benchmark::DoNotOptimize(suptok::barrier_penalty_backward(suptok::simd{}, U, hs, policy, attention));
+    } else if (!backward) {
+      suptok::detail::simd_barrier_pass<S> ps;
+      suptok::detail::simd_barrier_forward_sequence<S>(ps, U, hs, policy, attention, false, "U");
+      benchmark::DoNotOptimize(ps.b.data());
+    } else {
+      suptok::detail::simd_barrier_pass<S> ps;
+      suptok::matrix<S> dU = suptok::matrix<S>::Zero(N, p);
+      suptok::heads<S> dW = suptok::detail::zero_like(hs);
+      S sum = S(0);
+      suptok::detail::simd_barrier_backward_sequence<S>(sum, dU, dW, ps, U, hs, S(1) / S(n), policy, attention, "U");
+      benchmark::DoNotOptimize(dU.data());
+    }
+  }
+}
+
+void small_grid(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"N", "p", "H", "path", "backward"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+  for (index backward : {0, 1})
+    for (index N : {16, 32, 64, 128, 256})
+      for (index p : {4, 8, 16, 32, 64})
+        for (index H : {1, 2})
+          for (index path : {0, 1, 2}) b->Args({N, p, H, path, backward});
+}
+
 void sweep(benchmark::internal::Benchmark* b) {
   b->ArgNames({"N", "p"})->Unit(benchmark::kMillisecond)->UseRealTime();
   for (index N : {256, 512, 1024, 2048, 4096})
@@ -162,5 +220,7 @@ BENCHMARK_TEMPLATE(BM_barrier_moments, float)
     ->Args({2048, 64})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_barrier_small, float)->Apply(small_grid);
+BENCHMARK_TEMPLATE(BM_barrier_small, double)->Apply(small_grid);
 BENCHMARK_TEMPLATE(BM_barrier_reference_forward, float)->Apply(small);
 BENCHMARK_TEMPLATE(BM_barrier_reference_forward_backward, float)->Apply(small);

@@ -1,7 +1,7 @@
 // simd barrier gradients against the reference (barrier_penalty_backward of barrier/penalty.hpp):
 // dU and every dW over a shape sweep, both masks, H in {1, 3}, float and double and the double
 // reference for float; every extension policy, including tokens in the continuation region;
-// the exact policy's error; the batch backward.
+// the exact policy's error; the batch backward; which problems go to the kernels.
 #include "barrier_checks.hpp"
 
 #include <catch2/catch.hpp>
@@ -177,6 +177,40 @@ TEST_CASE("simd barrier batch backward equals the reference batch backward", "[s
     REQUIRE(fast.grad.dU.size() == Us.size());
     for (std::size_t b = 0; b < Us.size(); ++b)
       CHECK(test::err_eps_gradients(fast.grad.dU[b], fast.grad.dW, ref.grad.dU[b], ref.grad.dW, eps) <= 16);
+  }
+}
+
+// The public simd functions run the kernels, or the reference path for small problems
+// (detail::simd_barrier_prefers_reference: N < 32, or N <= 2p for one head below p = 48, N <= 4p
+// otherwise).
+// Both paths are deterministic on one thread, so each result must equal its path's bit for bit.
+TEST_CASE("simd barrier sends small problems to the reference path and the rest to the kernels", "[simd][barrier]") {
+  using S = double;
+  const test::omp_threads one(1);
+  const barrier_params bp{extension::extended, 1e-8, 1e-2};
+  const attention_params ap{mask::strict, 0};
+  struct shape {
+    index N, p, H;
+    bool reference;
+  };
+  for (const shape& s : {shape{20, 2, 1, true}, shape{40, 20, 1, true}, shape{41, 20, 1, false},
+                         shape{192, 48, 1, true}, shape{193, 48, 1, false}, shape{80, 20, 2, true},
+                         shape{81, 20, 3, false}}) {
+    INFO("N = " << s.N << ", p = " << s.p << ", H = " << s.H);
+    REQUIRE(detail::simd_barrier_prefers_reference(s.N, s.p, std::size_t(s.H)) == s.reference);
+    const auto pb = test::make_barrier_problem<S>(s.N, s.p, s.H, test::barrier_head_scale(s.p), 70);
+    const std::vector<S> expected_b =
+        s.reference ? barrier_per_token<S>(pb.U, pb.hs, bp, ap) : test::simd_kernel_values<S>(pb, bp, ap);
+    CHECK(barrier_per_token(simd{}, pb.U, pb.hs, bp, ap) == expected_b);
+    const barrier_gradients<S> expected =
+        s.reference ? barrier_penalty_backward<S>(pb.U, pb.hs, bp, ap) : test::simd_kernel_gradients<S>(pb, bp, ap);
+    const barrier_gradients<S> got = barrier_penalty_backward(simd{}, pb.U, pb.hs, bp, ap);
+    CHECK(got.penalty == expected.penalty);
+    CHECK(got.grad.dU == expected.grad.dU);
+    for (std::size_t h = 0; h < pb.hs.size(); ++h) {
+      CHECK(got.grad.dW[h].W_Q == expected.grad.dW[h].W_Q);
+      CHECK(got.grad.dW[h].W_O == expected.grad.dW[h].W_O);
+    }
   }
 }
 

@@ -46,6 +46,30 @@ Eigen::Map<const Eigen::Matrix<S, Eigen::Dynamic, 1>> as_column(const std::vecto
   return {v.data(), index(v.size())};
 }
 
+// The simd kernels themselves at any size: the public functions send small problems to the
+// reference path (detail::simd_barrier_prefers_reference), which these tests must not compare with
+// itself. b_t, and the penalty with its gradients, of one sequence.
+template <class S>
+std::vector<S> simd_kernel_values(const barrier_problem<S>& pb, const barrier_params& bp, const attention_params& ap) {
+  suptok::detail::simd_barrier_pass<S> ps;
+  suptok::detail::simd_barrier_forward_sequence<S>(ps, pb.U, pb.hs, bp, ap, false, "U");
+  return ps.b;
+}
+
+template <class S>
+barrier_gradients<S> simd_kernel_gradients(const barrier_problem<S>& pb, const barrier_params& bp,
+                                           const attention_params& ap) {
+  const index n = suptok::detail::counted_tokens(pb.U.rows(), ap.causal_mask);
+  barrier_gradients<S> r{S(0), {matrix<S>::Zero(pb.U.rows(), pb.U.cols()), suptok::detail::zero_like(pb.hs)}};
+  if (n == 0) return r;
+  suptok::detail::simd_barrier_pass<S> ps;
+  S sum = S(0);
+  suptok::detail::simd_barrier_backward_sequence<S>(sum, r.grad.dU, r.grad.dW, ps, pb.U, pb.hs, S(1) / S(n), bp, ap,
+                                                    "U");
+  r.penalty = sum / S(n);
+  return r;
+}
+
 // Largest errors seen (in eps of the simd scalar).
 struct barrier_errors {
   double b = 0, penalty = 0, grad = 0;  // simd vs reference, same precision
@@ -54,18 +78,21 @@ struct barrier_errors {
   double ref_b_hi = 0, ref_g_hi = 0;    // the same-precision reference vs the higher-precision one
 };
 
-// Per-token values b_t and the penalty: simd vs reference, both vs the higher-precision reference.
+// Per-token values b_t and the penalty: the simd kernels vs reference, both vs the higher-precision
+// reference.
 // The absolute floor is p eps (scale p in err_eps): b_t = -log det J_t of a J_t with entries of
 // order 1, and a rounding dJ of order eps moves log det by tr(J^{-1} dJ), about p eps.
 template <class S>
 void compare_barrier_values(barrier_errors& e, const barrier_problem<S>& pb, const barrier_params& bp,
                             const attention_params& ap) {
   const double eps = epsilon_of<S>();
-  const std::vector<S> fast = barrier_per_token(simd{}, pb.U, pb.hs, bp, ap);
+  const std::vector<S> fast = simd_kernel_values<S>(pb, bp, ap);
   const std::vector<S> ref = barrier_per_token<S>(pb.U, pb.hs, bp, ap);
   const double p = double(pb.U.cols());
   e.b = std::max(e.b, err_eps(as_column(fast), as_column(ref), eps, p));
-  const S pf = barrier_penalty(simd{}, pb.U, pb.hs, bp, ap), pr = barrier_penalty<S>(pb.U, pb.hs, bp, ap);
+  const index n = suptok::detail::counted_tokens(pb.U.rows(), ap.causal_mask);
+  const S pf = n == 0 ? S(0) : suptok::detail::counted_sum<S>(fast, ap.causal_mask) / S(n);
+  const S pr = n == 0 ? S(0) : suptok::detail::counted_sum<S>(ref, ap.causal_mask) / S(n);
   e.penalty = std::max(e.penalty, err_eps(Eigen::Matrix<S, 1, 1>(pf), Eigen::Matrix<S, 1, 1>(pr), eps, p));
   using hi_t = std::conditional_t<std::is_same_v<S, float>, double, long double>;
   const std::vector<hi_t> hi = barrier_per_token<hi_t>(cast<hi_t>(pb.U), cast<hi_t>(pb.hs), bp, ap);
@@ -79,7 +106,7 @@ template <class S>
 void compare_barrier_gradients(barrier_errors& e, const barrier_problem<S>& pb, const barrier_params& bp,
                                const attention_params& ap) {
   const double eps = epsilon_of<S>();
-  const barrier_gradients<S> fast = barrier_penalty_backward(simd{}, pb.U, pb.hs, bp, ap);
+  const barrier_gradients<S> fast = simd_kernel_gradients<S>(pb, bp, ap);
   const barrier_gradients<S> ref = barrier_penalty_backward<S>(pb.U, pb.hs, bp, ap);
   e.penalty = std::max(e.penalty, err_eps(Eigen::Matrix<S, 1, 1>(fast.penalty), Eigen::Matrix<S, 1, 1>(ref.penalty),
                                           eps, double(pb.U.cols())));

@@ -57,27 +57,35 @@ struct simd_scratch {
   matrix<S> acc;  // (simd_tile, dv_pad): running output of a query tile
 };
 
+// Logit operands of a head from its (rotated) queries Q (N, d_k) and keys K (N, d_k); no values.
+template <class S>
+void simd_set_logit_operands(simd_head<S>& w, const matrix<S>& Q, const matrix<S>& K, S tau) {
+  using simd_kernels::block_width;
+  using simd_kernels::round_up;
+  w.N = Q.rows();
+  w.d_k = Q.cols();
+  w.d_v = w.dv_pad = 0;
+  w.n_pad = round_up(w.N, simd_tile);
+  w.dk_pad = round_up(w.d_k, block_width<S>);
+  w.tau = tau;
+  w.Qs.setZero(w.N, w.dk_pad);
+  w.Qs.leftCols(w.d_k) = Q / tau;
+  w.Kt.setZero(w.d_k, w.n_pad + simd_skew<S>);
+  w.Kt.leftCols(w.N) = K.transpose();
+  w.V.resize(w.n_pad, 0);
+  w.lse.resize(w.N);
+}
+
+// Logit operands and values of a head: Q = U W_Q^T, K = U W_K^T, Vv = U W_V^T.
 template <class S>
 void simd_project(simd_head<S>& w, const Eigen::Ref<const matrix<S>>& U, const head<S>& h,
                   const attention_params& params) {
-  using simd_kernels::block_width;
-  using simd_kernels::round_up;
-  w.N = U.rows();
-  w.d_k = h.d_k();
+  simd_set_logit_operands<S>(w, U * h.W_Q.transpose(), U * h.W_K.transpose(), temperature_of(h, params));
   w.d_v = h.d_v();
-  w.n_pad = round_up(w.N, simd_tile);
-  w.dk_pad = round_up(w.d_k, block_width<S>);
-  w.dv_pad = round_up(w.d_v, block_width<S>);
-  w.tau = temperature_of(h, params);
-  w.Qs.setZero(w.N, w.dk_pad);
-  w.Qs.leftCols(w.d_k).noalias() = U * h.W_Q.transpose();  // (N, d_k)
-  w.Qs.leftCols(w.d_k) *= S(1) / w.tau;
-  w.Kt.setZero(w.d_k, w.n_pad + simd_skew<S>);
-  w.Kt.leftCols(w.N).noalias() = h.W_K * U.transpose();    // (d_k, N)
+  w.dv_pad = simd_kernels::round_up(w.d_v, simd_kernels::block_width<S>);
   w.V.setZero(w.n_pad, w.dv_pad);
   w.V.topLeftCorner(w.N, w.d_v).noalias() = U * h.W_V.transpose();  // (N, d_v)
   w.O.resize(w.N, w.dv_pad);
-  w.lse.resize(w.N);
 }
 
 // Logits of query rows [q0, q0 + rows) against keys [k0, k0 + kw) into P (rows, kw), row stride

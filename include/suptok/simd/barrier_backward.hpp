@@ -280,6 +280,26 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
   }
 }
 
+// simd_barrier_backward_sequence, or the reference path where simd_barrier_prefers_reference.
+template <class S>
+void simd_barrier_gradients(S& sum, matrix<S>& dU, heads<S>& dW, simd_barrier_pass<S>& ps,
+                            const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads, const S& weight,
+                            const barrier_params& barrier, const attention_params& attention,
+                            const std::string& argument) {
+  if (!simd_barrier_prefers_reference(U.rows(), U.cols(), heads.size()))
+    return simd_barrier_backward_sequence<S>(sum, dU, dW, ps, U, heads, weight, barrier, attention, argument);
+  const sequence_barrier<S> fw = sequence_barrier_forward<S>(U, heads, barrier, attention, argument);
+  sum = counted_sum<S>(fw.b, attention.causal_mask);
+  attention_gradients<S> g = sequence_barrier_backward<S>(fw, weight, U, heads, barrier, attention, argument);
+  dU = std::move(g.dU);
+  for (std::size_t h = 0; h < heads.size(); ++h) {
+    dW[h].W_Q += g.dW[h].W_Q;
+    dW[h].W_K += g.dW[h].W_K;
+    dW[h].W_V += g.dW[h].W_V;
+    dW[h].W_O += g.dW[h].W_O;
+  }
+}
+
 }  // namespace detail
 
 // The penalty of one sequence and its gradients with respect to U and the heads.
@@ -294,8 +314,7 @@ barrier_gradients<S> barrier_penalty_backward(simd, const_ref<S> U, const heads<
   if (n == 0) return r;
   detail::simd_barrier_pass<S> ps;
   S sum = S(0);
-  detail::simd_barrier_backward_sequence<S>(sum, r.grad.dU, r.grad.dW, ps, U, heads, S(1) / S(n), barrier, attention,
-                                            "U");
+  detail::simd_barrier_gradients<S>(sum, r.grad.dU, r.grad.dW, ps, U, heads, S(1) / S(n), barrier, attention, "U");
   r.penalty = sum / S(n);
   return r;
 }
@@ -319,8 +338,8 @@ barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backwar
     r.grad.dU[b].setZero(Us[b].rows(), Us[b].cols());
     if (detail::counted_tokens(Us[b].rows(), attention.causal_mask) == 0) continue;
     S sum = S(0);
-    detail::simd_barrier_backward_sequence<S>(sum, r.grad.dU[b], r.grad.dW, ps, Us[b], heads, weight, barrier,
-                                              attention, "Us[" + std::to_string(b) + "]");
+    detail::simd_barrier_gradients<S>(sum, r.grad.dU[b], r.grad.dW, ps, Us[b], heads, weight, barrier, attention,
+                                      "Us[" + std::to_string(b) + "]");
     total += sum;
   }
   if (n > 0) r.penalty = total / S(n);

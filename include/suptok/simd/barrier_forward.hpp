@@ -142,7 +142,7 @@ void simd_refine_moments(simd_head<S>& w, std::vector<char>& centred, const simd
 template <class S>
 void simd_barrier_moments(simd_head<S>& w, std::vector<char>& centred, simd_barrier_pass<S>& ps,
                           const Eigen::Ref<const matrix<S>>& U, const head<S>& h, const attention_params& attention) {
-  simd_project(w, U, h, attention);  // Qs, Kt (its values U W_V^T are not used)
+  simd_set_logit_operands<S>(w, U * h.W_Q.transpose(), U * h.W_K.transpose(), temperature_of(h, attention));
   simd_attention_moments(w, ps.X, attention.causal_mask, ps.moments);
   const index z = barrier_sum_column(ps.p);
 #pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(double(ps.N) * double(ps.W)))
@@ -289,6 +289,31 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
   for (index t = 0; t < N; ++t) ps.b[std::size_t(t)] = token_barrier(ps.ld[std::size_t(t)], barrier, argument, t);
 }
 
+// Whether a sequence of N tokens of width p under H heads goes to the reference path
+// (barrier/penalty.hpp) instead of the kernels above. Both paths cost about a N^2 p^2 H for the
+// moments and b N p^3 H for the per-token (p, p) products and LUs; the kernels' a is smaller (the
+// packed moment GEMM) and their b larger (register-blocked products on padded rows, one token at a
+// time, out of L1 from p = 64 in double), so they win above some N / p. Measured with
+// bench_barrier's BM_barrier_small (one thread, float and double, forward and forward+backward,
+// N = 16..256, p = 4..64, H = 1, 2; docs/performance.md, "Small problems"): the crossing lies near
+// N = 2p for one head below p = 48 (one product per token, the Sylvester form), near N = 4p for
+// several heads or p = 64, and the kernels' set-up loses below N = 32.
+inline bool simd_barrier_prefers_reference(index N, index p, std::size_t H) {
+  const index c = H == 1 && p < 48 ? 2 : 4;
+  return N < 32 || N <= c * p;
+}
+
+// b_t of one validated sequence into ps.b: the kernels, or the reference path for small problems.
+template <class S>
+void simd_barrier_values(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads,
+                         const barrier_params& barrier, const attention_params& attention,
+                         const std::string& argument) {
+  if (simd_barrier_prefers_reference(U.rows(), U.cols(), heads.size()))
+    ps.b = sequence_barrier_forward<S>(U, heads, barrier, attention, argument).b;
+  else
+    simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false, argument);
+}
+
 }  // namespace detail
 
 // Bytes of the buffers the simd barrier allocates for one sequence of length N (the largest
@@ -334,7 +359,7 @@ std::vector<S> barrier_per_token(simd, const_ref<S> U, const heads<S>& heads, co
   detail::validate_barrier(barrier);
   detail::validate_attention<S>(U, heads, attention, "U", "attention");
   detail::simd_barrier_pass<S> ps;
-  detail::simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false, "U");
+  detail::simd_barrier_values<S>(ps, U, heads, barrier, attention, "U");
   return ps.b;
 }
 
@@ -348,7 +373,7 @@ S barrier_penalty(simd, const_ref<S> U, const heads<S>& heads, const barrier_par
   const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
   if (n == 0) return S(0);
   detail::simd_barrier_pass<S> ps;
-  detail::simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false, "U");
+  detail::simd_barrier_values<S>(ps, U, heads, barrier, attention, "U");
   return detail::counted_sum<S>(ps.b, attention.causal_mask) / S(n);
 }
 
@@ -364,8 +389,7 @@ S barrier_penalty_batch(simd, std::type_identity_t<std::span<const matrix<S>>> U
   detail::simd_barrier_pass<S> ps;  // buffers reused by the sequences
   for (std::size_t b = 0; b < Us.size(); ++b) {
     n += detail::counted_tokens(Us[b].rows(), attention.causal_mask);
-    detail::simd_barrier_forward_sequence<S>(ps, Us[b], heads, barrier, attention, false,
-                                             "Us[" + std::to_string(b) + "]");
+    detail::simd_barrier_values<S>(ps, Us[b], heads, barrier, attention, "Us[" + std::to_string(b) + "]");
     sum += detail::counted_sum<S>(ps.b, attention.causal_mask);
   }
   return n == 0 ? S(0) : sum / S(n);

@@ -74,25 +74,6 @@ struct simd_projected_pass {
   index refined = 0;                // (token, head) pairs recomputed centred
 };
 
-// Logit operands of a head from its rotated queries Q (N, d_k) and keys K (N, d_k); no values.
-template <class S>
-void simd_set_logit_operands(simd_head<S>& w, const matrix<S>& Q, const matrix<S>& K, S tau) {
-  using simd_kernels::block_width;
-  using simd_kernels::round_up;
-  w.N = Q.rows();
-  w.d_k = Q.cols();
-  w.d_v = w.dv_pad = 0;
-  w.n_pad = round_up(w.N, simd_tile);
-  w.dk_pad = round_up(w.d_k, block_width<S>);
-  w.tau = tau;
-  w.Qs.setZero(w.N, w.dk_pad);
-  w.Qs.leftCols(w.d_k) = Q / tau;
-  w.Kt.setZero(w.d_k, w.n_pad + simd_skew<S>);
-  w.Kt.leftCols(w.N) = K.transpose();
-  w.V.resize(w.n_pad, 0);
-  w.lse.resize(w.N);
-}
-
 // Centred values and rotated keys of group g and their packed rows Z. Uc = U - (column means of U):
 // y_s = W_V[g] (u_s - ubar) (b_V cancels), and without rotation x_s = W_K[g] (u_s - ubar) (b_K
 // cancels), so tokens far from the origin cost no accuracy here; rotated keys are rotated first
