@@ -154,6 +154,24 @@ typename gradients_for<W>::type sequence_barrier_backward(const sequence_barrier
   return determinant_blocks_backward<S>(dJ, U, heads, attention, fw.form);
 }
 
+// The gradient of weight * sum_{counted t} b_t of one validated sequence under a head stack: dU
+// (N, p) is set, the heads' gradients are added to dW; returns the sequence's sum of counted b_t.
+template <class S>
+S sequence_barrier_accumulate(matrix<S>& dU, heads<S>& dW, const Eigen::Ref<const matrix<S>>& U,
+                              const heads<S>& heads, const S& weight, const barrier_params& barrier,
+                              const attention_params& attention, const std::string& argument) {
+  const auto fw = sequence_barrier_forward<S>(U, heads, barrier, attention, argument);
+  attention_gradients<S> g = sequence_barrier_backward<S>(fw, weight, U, heads, barrier, attention, argument);
+  dU = std::move(g.dU);
+  for (std::size_t h = 0; h < heads.size(); ++h) {
+    dW[h].W_Q += g.dW[h].W_Q;
+    dW[h].W_K += g.dW[h].W_K;
+    dW[h].W_V += g.dW[h].W_V;
+    dW[h].W_O += g.dW[h].W_O;
+  }
+  return counted_sum<S>(fw.b, attention.causal_mask);
+}
+
 // The penalty of one validated sequence U and its gradients with respect to U and the weights W
 // (a head stack or a layer).
 template <class S, class W>
@@ -288,18 +306,9 @@ barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backwar
   const S weight = n == 0 ? S(0) : S(1) / S(n);
   S sum = S(0);
   for (std::size_t b = 0; b < Us.size(); ++b) {
-    const std::string argument = "Us[" + std::to_string(b) + "]";
-    const auto fw = detail::sequence_barrier_forward<S>(Us[b], heads, barrier, attention, argument);
-    sum += detail::counted_sum<S>(fw.b, attention.causal_mask);
-    attention_gradients<S> g =
-        detail::sequence_barrier_backward<S>(fw, weight, Us[b], heads, barrier, attention, argument);
-    r.grad.dU.push_back(std::move(g.dU));
-    for (std::size_t h = 0; h < heads.size(); ++h) {
-      r.grad.dW[h].W_Q += g.dW[h].W_Q;
-      r.grad.dW[h].W_K += g.dW[h].W_K;
-      r.grad.dW[h].W_V += g.dW[h].W_V;
-      r.grad.dW[h].W_O += g.dW[h].W_O;
-    }
+    r.grad.dU.emplace_back();
+    sum += detail::sequence_barrier_accumulate<S>(r.grad.dU.back(), r.grad.dW, Us[b], heads, weight, barrier,
+                                                  attention, "Us[" + std::to_string(b) + "]");
   }
   if (n > 0) r.penalty = sum / S(n);
   return r;

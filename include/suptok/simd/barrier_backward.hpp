@@ -286,18 +286,10 @@ void simd_barrier_gradients(S& sum, matrix<S>& dU, heads<S>& dW, simd_barrier_pa
                             const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads, const S& weight,
                             const barrier_params& barrier, const attention_params& attention,
                             const std::string& argument) {
-  if (!simd_barrier_prefers_reference(U.rows(), U.cols(), heads.size()))
-    return simd_barrier_backward_sequence<S>(sum, dU, dW, ps, U, heads, weight, barrier, attention, argument);
-  const sequence_barrier<S> fw = sequence_barrier_forward<S>(U, heads, barrier, attention, argument);
-  sum = counted_sum<S>(fw.b, attention.causal_mask);
-  attention_gradients<S> g = sequence_barrier_backward<S>(fw, weight, U, heads, barrier, attention, argument);
-  dU = std::move(g.dU);
-  for (std::size_t h = 0; h < heads.size(); ++h) {
-    dW[h].W_Q += g.dW[h].W_Q;
-    dW[h].W_K += g.dW[h].W_K;
-    dW[h].W_V += g.dW[h].W_V;
-    dW[h].W_O += g.dW[h].W_O;
-  }
+  if (simd_barrier_prefers_reference(U.rows(), U.cols(), heads.size()))
+    sum = sequence_barrier_accumulate<S>(dU, dW, U, heads, weight, barrier, attention, argument);
+  else
+    simd_barrier_backward_sequence<S>(sum, dU, dW, ps, U, heads, weight, barrier, attention, argument);
 }
 
 }  // namespace detail
