@@ -109,7 +109,7 @@ void forward_backward_simd(benchmark::State& state) {
   suptok::attention_gradients<S> grads;
   for (auto _ : state) {
     suptok::attention_forward(suptok::simd{}, out, w.U, w.hs, w.params);
-    suptok::attention_backward(suptok::simd{}, grads, w.dMu, w.U, w.hs, w.params);
+    suptok::attention_backward(suptok::simd{}, grads, w.dMu, w.U, w.hs, out, w.params);
     benchmark::DoNotOptimize(grads.dU.data());
   }
   set_counters(state, N, forward_backward_flops(N, d));

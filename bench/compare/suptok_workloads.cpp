@@ -151,7 +151,7 @@ std::vector<double> run_attention(bool backward, index N, index d, int reps, rea
   suptok::attention_gradients<float> g;
   const auto ms = time_runs(reps, [&] {
     suptok::attention_forward(suptok::simd{}, o, U, hs, ap);
-    if (backward) suptok::attention_backward(suptok::simd{}, g, dMu, U, hs, ap);
+    if (backward) suptok::attention_backward(suptok::simd{}, g, dMu, U, hs, o, ap);  // reuses o's lse and O
   });
   out.put(o.mu);
   if (backward) {

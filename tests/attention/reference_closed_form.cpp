@@ -69,6 +69,18 @@ TEMPLATE_TEST_CASE("attention_forward: hand-computed case, strict mask", "[atten
   CHECK(close<S>(out.lse[0](1), S(1), 8));
   CHECK(close<S>(out.lse[0](2), log(S(1) + e), 8));
 
+  // The head output O = a Vv before W_O, with Vv = U W_V^T = [1 0; 1 2; 0 2]:
+  // O_0 = 0, O_1 = Vv_0 = (1, 0), O_2 = (Vv_0 + e Vv_1) / (1 + e) = (1, 2e / (1 + e)).
+  REQUIRE(out.head_outputs.size() == 1);
+  const matrix<S>& O = out.head_outputs[0];
+  REQUIRE(O.rows() == 3);
+  REQUIRE(O.cols() == 2);
+  CHECK(O.row(0).isZero(0));
+  CHECK(close<S>(O(1, 0), S(1), 8));
+  CHECK(close<S>(O(1, 1), S(0), 8));
+  CHECK(close<S>(O(2, 0), S(1), 8));
+  CHECK(close<S>(O(2, 1), S(2) * e / (S(1) + e), 8));
+
   const matrix<S>& a = out.weights[0];
   REQUIRE(a.rows() == 3);
   REQUIRE(a.cols() == 3);

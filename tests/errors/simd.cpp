@@ -21,7 +21,8 @@ attention_output<double> sentinel_output() {
   return out;
 }
 bool is_sentinel(const attention_output<double>& out) {
-  return out.mu == M::Constant(2, 2, 7) && out.lse.size() == 1 && out.lse[0] == V::Constant(2, 7) && out.weights.empty();
+  return out.mu == M::Constant(2, 2, 7) && out.lse.size() == 1 && out.lse[0] == V::Constant(2, 7) &&
+         out.head_outputs.empty() && out.weights.empty();
 }
 
 }  // namespace
@@ -89,6 +90,54 @@ TEST_CASE("simd attention: names, and outputs untouched on error", "[errors][sim
   CHECK(batch_grads.dU.size() == 1);
   CHECK(batch_grads.dU[0] == M::Constant(1, 1, 7));
   CHECK(batch_grads.dW.empty());
+}
+
+// The saved forward output taken by attention_backward (both backends): each field named, checked
+// after U and dMu, and the gradients untouched. Strict mask: lse_0 of the empty past must be -inf.
+TEST_CASE("attention backward from a saved forward: names, and outputs untouched on error", "[errors][simd]") {
+  const M U = seq(), dMu = seq(4, 3, 99);
+  const heads<double> hs = stack();
+  const attention_params strict{mask::strict, 0};
+  const attention_output<double> saved = attention_forward<double>(U, hs, strict);
+  const auto changed = [&saved](auto change) {
+    attention_output<double> out = saved;
+    change(out);
+    return out;
+  };
+  const std::vector<std::pair<std::string, attention_output<double>>> wrong = {
+      {"forward.lse", changed([](auto& o) { o.lse.pop_back(); })},
+      {"forward.head_outputs", changed([](auto& o) { o.head_outputs.clear(); })},
+      {"forward.lse[1]", changed([](auto& o) { o.lse[1] = V::Zero(3); })},
+      {"forward.lse[0]", changed([](auto& o) { o.lse[0](0) = 0; })},    // finite for the empty past
+      {"forward.lse[1]", changed([](auto& o) { o.lse[1](2) = -inf; })}, // -inf for a non-empty past
+      {"forward.lse[0]", changed([](auto& o) { o.lse[0](3) = NaN; })},
+      {"forward.head_outputs[1]", changed([](auto& o) { o.head_outputs[1] = M::Zero(4, 2); })},
+      {"forward.head_outputs[0]", changed([](auto& o) { o.head_outputs[0](2, 1) = inf; })},
+  };
+  std::vector<error_case> table;
+  std::vector<attention_gradients<double>> grads(2 * wrong.size() + 4);
+  for (attention_gradients<double>& g : grads) g.dU = M::Constant(1, 1, 7);
+  std::size_t i = 0;
+  for (const auto& [argument, out] : wrong) {
+    table.push_back({"simd: " + argument, argument,
+                     [&, &g = grads[i++], &out = out] { attention_backward(simd{}, g, dMu, U, hs, out, strict); }});
+    table.push_back({"reference: " + argument, argument,
+                     [&, &g = grads[i++], &out = out] { attention_backward(cpu{}, g, dMu, U, hs, out, strict); }});
+  }
+  const attention_output<double>& bad = wrong[0].second;
+  const M nan_U = with_entry(U, 1, 1, NaN);
+  table.push_back({"simd: U before forward", "U", [&, &g = grads[i++]] { attention_backward(simd{}, g, dMu, nan_U, hs, bad, strict); }});
+  table.push_back({"reference: U before forward", "U", [&, &g = grads[i++]] { attention_backward(cpu{}, g, dMu, nan_U, hs, bad, strict); }});
+  table.push_back({"simd: dMu before forward", "dMu", [&, &g = grads[i++]] { attention_backward(simd{}, g, M::Ones(3, 3), U, hs, bad, strict); }});
+  table.push_back({"reference: dMu before forward", "dMu", [&, &g = grads[i++]] { attention_backward(cpu{}, g, M::Ones(3, 3), U, hs, bad, strict); }});
+  check_cases(table);
+  for (const attention_gradients<double>& g : grads) {
+    CHECK(g.dU == M::Constant(1, 1, 7));
+    CHECK(g.dW.empty());
+  }
+  attention_gradients<double> ok;
+  check_valid("simd, the reference forward's output", [&] { attention_backward(simd{}, ok, dMu, U, hs, saved, strict); });
+  check_valid("reference", [&] { attention_backward(cpu{}, ok, dMu, U, hs, saved, strict); });
 }
 
 TEST_CASE("simd barrier: names of the barrier, batch and workspace arguments", "[errors][simd][barrier]") {

@@ -165,15 +165,18 @@ matrix<S> rotation_matrix(index t, index d, double theta) {
   return R;
 }
 
-// mu (N, p) from the definitions, one token and one head at a time; tau = sqrt(d_k).
+// mu (N, p) from the definitions, one token and one head at a time; tau = sqrt(d_k). When
+// head_outputs is given, it receives O^h (N, d_v) of every query head.
 template <class S>
-matrix<S> naive_layer_mu(const matrix<S>& U, const layer<S>& l, mask m) {
+matrix<S> naive_layer_mu(const matrix<S>& U, const layer<S>& l, mask m, std::vector<matrix<S>>* head_outputs = nullptr) {
   using std::exp;
   using std::sqrt;
   const index N = U.rows(), p = U.cols(), H = static_cast<index>(l.W_Q.size());
   matrix<S> mu = matrix<S>::Zero(N, p);
+  if (head_outputs) head_outputs->assign(static_cast<std::size_t>(H), matrix<S>());
   for (index h = 0; h < H; ++h) {
     const std::size_t g = static_cast<std::size_t>(h / (H / static_cast<index>(l.W_K.size())));
+    if (head_outputs) (*head_outputs)[static_cast<std::size_t>(h)].setZero(N, l.W_V[g].rows());
     const auto& Wq = l.W_Q[static_cast<std::size_t>(h)];
     const index d_k = Wq.rows();
     const S tau = sqrt(S(d_k));
@@ -197,6 +200,7 @@ matrix<S> naive_layer_mu(const matrix<S>& U, const layer<S>& l, mask m) {
       for (index s = 0; s < end; ++s)
         o += (w[static_cast<std::size_t>(s)] / z) * (l.W_V[g] * U.row(s).transpose() + bias(l.b_V, g, l.W_V[g].rows()));
       mu.row(t) += (l.W_O[static_cast<std::size_t>(h)] * o).transpose();
+      if (head_outputs) (*head_outputs)[static_cast<std::size_t>(h)].row(t) = o.transpose();
     }
   }
   if (l.b_O.size() > 0) mu.rowwise() += l.b_O.transpose();

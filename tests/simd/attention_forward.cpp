@@ -1,5 +1,5 @@
 // simd attention forward against the reference (same precision, and double for float) over the
-// shape sweep of simd_checks.hpp, both masks; mu and lse.
+// shape sweep of simd_checks.hpp, both masks; mu, lse and the head outputs.
 #include "simd_checks.hpp"
 
 #include <catch2/catch.hpp>
@@ -11,7 +11,7 @@ namespace suptok {  // inside the namespace: `index` would clash with ::index of
 namespace {
 
 struct forward_errors {
-  double mu = 0, lse = 0;          // simd vs reference in the same precision, in eps of S
+  double mu = 0, lse = 0, O = 0;   // simd vs reference in the same precision, in eps of S
   double mu_hi = 0, ref_hi = 0;    // simd and reference vs the double reference (float only)
 };
 
@@ -28,7 +28,11 @@ void compare_forward(forward_errors& e, index N, index p, index H, mask m, doubl
   REQUIRE(fast.lse.size() == std::size_t(H));
   const double mu_scale = test::mu_term_scale(U, hs);
   e.mu = std::max(e.mu, test::err_eps(fast.mu, ref.mu, eps, mu_scale));
-  for (index h = 0; h < H; ++h) e.lse = std::max(e.lse, test::err_eps(fast.lse[h], ref.lse[h], eps));
+  REQUIRE(fast.head_outputs.size() == std::size_t(H));
+  for (index h = 0; h < H; ++h) {
+    e.lse = std::max(e.lse, test::err_eps(fast.lse[h], ref.lse[h], eps));
+    e.O = std::max(e.O, test::err_eps(fast.head_outputs[h], ref.head_outputs[h], eps));
+  }
   if constexpr (std::is_same_v<S, float>) {
     const attention_output<double> hi = attention_forward<double>(test::cast<double>(U), test::cast<double>(hs), params);
     e.mu_hi = std::max(e.mu_hi, test::err_eps(fast.mu, hi.mu, eps, mu_scale));
@@ -41,7 +45,7 @@ void compare_forward(forward_errors& e, index N, index p, index H, mask m, doubl
 // Tolerances, in units of eps of S in the measure of simd_checks.hpp (measured worst cases in
 // docs/simd.md): the simd and reference paths round differently (tiled online softmax, other
 // summation orders), each with an error of a few eps: measured mu 4.0 / 2.5 eps (float / double),
-// lse 3.3 / 7.8 eps; against the double reference the float simd path 2.8 eps, the float
+// lse 3.3 / 7.8 eps, the head outputs O 5.7 / 7.7 eps (on the scale of max |O^h|); against the double reference the float simd path 2.8 eps, the float
 // reference 3.6 eps. k = 16 leaves a margin of 2 to 4.
 TEMPLATE_TEST_CASE("simd attention forward matches the reference over the shape sweep", "[simd][forward]", float,
                    double) {
@@ -54,10 +58,11 @@ TEMPLATE_TEST_CASE("simd attention forward matches the reference over the shape 
       for (index p : test::sweep_p)
         for (index N : test::sweep_N)
           if (seed += 10; test::sweep_checks(N)) compare_forward<S>(e, N, p, H, m, test::sweep_head_scale(p), seed);
-  std::printf("simd forward <%s>: mu %.2f eps, lse %.2f eps; vs double: simd %.2f eps, reference %.2f eps\n",
-              sizeof(S) == 4 ? "float" : "double", e.mu, e.lse, e.mu_hi, e.ref_hi);
+  std::printf("simd forward <%s>: mu %.2f eps, lse %.2f eps, O %.2f eps; vs double: simd %.2f eps, reference %.2f eps\n",
+              sizeof(S) == 4 ? "float" : "double", e.mu, e.lse, e.O, e.mu_hi, e.ref_hi);
   CHECK(e.mu <= 16);
   CHECK(e.lse <= 16);
+  CHECK(e.O <= 16);
   if (std::is_same_v<S, float>) {
     CHECK(e.mu_hi <= 16);
     CHECK(e.ref_hi <= 16);
@@ -67,7 +72,8 @@ TEMPLATE_TEST_CASE("simd attention forward matches the reference over the shape 
 // Large logits (standard deviation about 16): the online softmax rescales the running sums many
 // times. The weights' relative error grows like |l| eps: measured mu 22 / 28 eps (float / double),
 // k = 64; lse 4.1 / 8.1 eps, k = 32; against the double reference the float simd path 25 eps and
-// the float reference 20 eps, k = 64.
+// the float reference 20 eps, k = 64. The head outputs, on the scale of max |O^h| (smaller than
+// mu's scale of sums of |terms|): measured 190 eps in both precisions, k = 512.
 TEMPLATE_TEST_CASE("simd attention forward is stable for large logits", "[simd][forward]", float, double) {
   using S = TestType;
   const test::omp_threads one(1);
@@ -75,10 +81,12 @@ TEMPLATE_TEST_CASE("simd attention forward is stable for large logits", "[simd][
   std::uint64_t seed = 5000;
   for (mask m : test::sweep_masks)
     for (index N : {1, 64, 65, 200}) compare_forward<S>(e, N, 17, 3, m, 16 / std::sqrt(17.0), seed += 10);
-  std::printf("simd forward, large logits <%s>: mu %.2f eps, lse %.2f eps; vs double: simd %.2f, reference %.2f\n",
-              sizeof(S) == 4 ? "float" : "double", e.mu, e.lse, e.mu_hi, e.ref_hi);
+  std::printf("simd forward, large logits <%s>: mu %.2f eps, lse %.2f eps, O %.2f eps; vs double: simd %.2f, "
+              "reference %.2f\n",
+              sizeof(S) == 4 ? "float" : "double", e.mu, e.lse, e.O, e.mu_hi, e.ref_hi);
   CHECK(e.mu <= 64);
   CHECK(e.lse <= 32);
+  CHECK(e.O <= 512);
   if (std::is_same_v<S, float>) {
     CHECK(e.mu_hi <= 64);
     CHECK(e.ref_hi <= 64);

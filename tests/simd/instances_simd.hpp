@@ -14,7 +14,7 @@
   EXTERN template void suptok::detail::simd_backward_sequence<S>(                                            \
       suptok::matrix<S>&, suptok::heads<S>&, suptok::detail::simd_head<S>&, suptok::detail::simd_head_grad<S>&, \
       const Eigen::Ref<const suptok::matrix<S>>&, const Eigen::Ref<const suptok::matrix<S>>&,               \
-      const suptok::heads<S>&, const suptok::attention_params&);                                              \
+      const suptok::heads<S>&, const suptok::attention_params&, const suptok::attention_output<S>*);        \
   EXTERN template void suptok::detail::simd_barrier_forward_sequence<S>(                                     \
       suptok::detail::simd_barrier_pass<S>&, const Eigen::Ref<const suptok::matrix<S>>&,                     \
       const suptok::heads<S>&, const suptok::barrier_params&, const suptok::attention_params&, bool,          \

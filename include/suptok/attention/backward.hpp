@@ -49,6 +49,31 @@ void validate_backward_batch(std::span<const matrix<S>> dMus, std::span<const ma
   for (std::size_t b = 0; b < Us.size(); ++b) validate_upstream<S>(dMus[b], Us[b], "dMus[" + std::to_string(b) + "]");
 }
 
+// Validates the forward output handed to a backward: for every head, lse (N) is -inf exactly where
+// the past P(t) is empty and finite elsewhere, and head_outputs (N, d_v) is finite. It cannot tell
+// whether the output came from the same U and weights: that is the caller's contract.
+template <class S>
+void validate_saved_forward(const attention_output<S>& forward, const Eigen::Ref<const matrix<S>>& U,
+                            const heads<S>& heads, mask m) {
+  const std::size_t H = heads.size();
+  require(forward.lse.size() == H, "forward.lse", "expected ", H, " heads, got ", forward.lse.size());
+  require(forward.head_outputs.size() == H, "forward.head_outputs", "expected ", H, " heads, got ",
+          forward.head_outputs.size());
+  for (std::size_t h = 0; h < H; ++h) {
+    const std::string lse = "forward.lse[" + std::to_string(h) + "]";
+    require(forward.lse[h].size() == U.rows(), lse, "expected ", U.rows(), " entries, got ", forward.lse[h].size());
+    for (index t = 0; t < U.rows(); ++t) {
+      const bool empty_past = past_end(t, m) == 0;
+      const S& l = forward.lse[h](t);
+      require(empty_past ? !is_finite(l) && l < S(0) : is_finite(l), lse, "entry ", t, " is ", l,
+              empty_past ? "; expected -inf (empty past)" : "; expected a finite value");
+    }
+    const std::string O = "forward.head_outputs[" + std::to_string(h) + "]";
+    require_shape(forward.head_outputs[h], U.rows(), heads[h].d_v(), O);
+    require_finite(forward.head_outputs[h], O);
+  }
+}
+
 template <class S>
 heads<S> zero_like(const heads<S>& heads) {
   suptok::heads<S> z(heads.size());
@@ -104,6 +129,18 @@ void attention_backward(cpu, attention_gradients<S>& grads, const_ref<S> dMu, co
                         const attention_params& params = {}) {
   detail::validate_attention<S>(U, heads, params);
   detail::validate_upstream<S>(dMu, U, "dMu");
+  grads.dW = detail::zero_like(heads);
+  detail::attention_backward_accumulate<S>(grads.dU, grads.dW, dMu, U, heads, params);
+}
+
+// The backward given the forward's output for the same U, heads and params (`forward`: its lse and
+// head_outputs, validated). The reference recomputes them; the simd path reuses them.
+template <class S>
+void attention_backward(cpu, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& heads,
+                        const attention_output<S>& forward, const attention_params& params = {}) {
+  detail::validate_attention<S>(U, heads, params);
+  detail::validate_upstream<S>(dMu, U, "dMu");
+  detail::validate_saved_forward<S>(forward, U, heads, params.causal_mask);
   grads.dW = detail::zero_like(heads);
   detail::attention_backward_accumulate<S>(grads.dU, grads.dW, dMu, U, heads, params);
 }

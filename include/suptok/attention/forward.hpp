@@ -6,6 +6,8 @@
 //   a_ts   = exp(l_ts - lse_t)                            (0 outside P(t))
 //   O_t    = sum_s a_ts Vv_s                              (N, d_v)
 //   mu_t   = sum_h W_O^h O^h_t = sum_h V_h sum_s a^h_ts u_s     (N, p)
+// The output keeps lse and O of every head: the backward can take them instead of recomputing the
+// forward (backward.hpp, simd/attention_backward.hpp).
 // The softmax subtracts the row maximum, so logits of any finite magnitude give finite weights;
 // an empty past (t = 0 under the strict mask) gives a_t = 0 and mu_t = 0, never NaN.
 // The reference path materialises the (N, N) weights of each head: O(N^2) memory, for clarity.
@@ -24,6 +26,7 @@ template <class S>
 struct attention_output {
   matrix<S> mu;                    // (N, p)
   std::vector<vector<S>> lse;      // H x (N): per-row log-sum-exp of the logits, -inf for an empty past
+  std::vector<matrix<S>> head_outputs;  // H x (N, d_v): O^h = a^h Vv^h, before W_O
   std::vector<matrix<S>> weights;  // H x (N, N): a_ts, only when requested (else empty)
 };
 
@@ -86,12 +89,14 @@ void attention_forward_unchecked(attention_output<S>& out, const Eigen::Ref<cons
   const std::size_t H = heads.size();
   matrix<S> mu = matrix<S>::Zero(U.rows(), U.cols());  // out.mu may alias U: written last
   out.lse.resize(H);
+  out.head_outputs.resize(H);
   out.weights.resize(keep_weights ? H : 0);
   head_pass<S> pass;
   for (std::size_t h = 0; h < H; ++h) {
     head_forward<S>(pass, U, heads[h], params);
     mu.noalias() += pass.O * heads[h].W_O.transpose();  // (N, d_v) (d_v, p)
     out.lse[h] = pass.lse;
+    out.head_outputs[h] = pass.O;
     if (keep_weights) out.weights[h] = pass.a;
   }
   out.mu = std::move(mu);

@@ -73,12 +73,14 @@ void layer_forward_unchecked(attention_output<S>& out, const Eigen::Ref<const ma
   const std::size_t H = layer.W_Q.size();
   matrix<S> mu = matrix<S>::Zero(U.rows(), U.cols());  // out.mu may alias U: written last
   out.lse.resize(H);
+  out.head_outputs.resize(H);
   out.weights.resize(keep_weights ? H : 0);
   layer_head_pass<S> pass;
   for (std::size_t h = 0; h < H; ++h) {
     layer_head_forward<S>(pass, U, layer, h, params);
     mu.noalias() += pass.O * layer.W_O[h].transpose();  // (N, d_v) (d_v, p)
     out.lse[h] = pass.lse;
+    out.head_outputs[h] = pass.O;
     if (keep_weights) out.weights[h] = pass.a;
   }
   if (layer.b_O.size() > 0) mu.rowwise() += layer.b_O.transpose();

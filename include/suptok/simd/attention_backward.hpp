@@ -1,7 +1,8 @@
 // suptok/simd/attention_backward.hpp: fused causal attention backward, xsimd fast path (float, double).
 //
 // Same gradients as attention/backward.hpp, computed FlashAttention-2 style from the forward's
-// O and lse (recomputed here: the API takes U and dMu as the reference does). Per head, with
+// O and lse: taken from the forward's output when the caller passes it, else recomputed by the
+// fused forward (which then runs twice in a training step). Per head, with
 // Q = U W_Q^T, l = Q K^T / tau and a = exp(l - lse) on P(t):
 //   mu  += O W_O^T          ->  dO = dMu W_O (N, d_v),  dW_O = dMu^T O (p, d_v)     (Eigen)
 //   D_t  = dO_t . O_t       (= sum_r a_tr da_tr, since O_t = sum_r a_tr Vv_r)
@@ -88,15 +89,23 @@ void simd_backward_tile(simd_head_grad<S>& g, S* dQ, const simd_head<S>& w, inde
   }
 }
 
-// Accumulates the gradients of one sequence into dU (N, p) and dW, head by head.
+// Accumulates the gradients of one sequence into dU (N, p) and dW, head by head; O and lse of each
+// head come from `forward` (validated) or, when it is null, from the fused forward.
 template <class S>
 void simd_backward_sequence(matrix<S>& dU, heads<S>& dW, simd_head<S>& w, simd_head_grad<S>& g,
                             const Eigen::Ref<const matrix<S>>& dMu, const Eigen::Ref<const matrix<S>>& U,
-                            const heads<S>& heads, const attention_params& params) {
+                            const heads<S>& heads, const attention_params& params,
+                            const attention_output<S>* forward) {
   dU.setZero(U.rows(), U.cols());
   for (std::size_t h = 0; h < heads.size(); ++h) {
     simd_project(w, U, heads[h], params);
-    simd_forward_tiles<S>(std::span(&w, 1), params.causal_mask);
+    if (forward) {
+      w.lse = forward->lse[h];
+      w.O.setZero(w.N, w.dv_pad);
+      w.O.leftCols(w.d_v) = forward->head_outputs[h];  // (N, d_v)
+    } else {
+      simd_forward_tiles<S>(std::span(&w, 1), params.causal_mask);
+    }
     simd_prepare_backward(g, w, dMu, heads[h]);
     const index n_tiles = w.n_pad / simd_tile;
 #pragma omp parallel if (simd_kernels::worth_threads(2 * simd_tile_flops<S>(std::span(&w, 1))))
@@ -132,7 +141,22 @@ void attention_backward(simd, attention_gradients<S>& grads, const_ref<S> dMu, c
   grads.dW = detail::zero_like(heads);
   detail::simd_head<S> w;
   detail::simd_head_grad<S> g;
-  detail::simd_backward_sequence<S>(grads.dU, grads.dW, w, g, dMu, U, heads, params);
+  detail::simd_backward_sequence<S>(grads.dU, grads.dW, w, g, dMu, U, heads, params, nullptr);
+}
+
+// Fused backward that reuses the forward's output for the same U, heads and params (its lse and
+// head_outputs, validated): no forward pass is recomputed.
+template <class S>
+void attention_backward(simd, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& heads,
+                        const attention_output<S>& forward, const attention_params& params = {}) {
+  detail::simd_require_scalar<S>();
+  detail::validate_attention<S>(U, heads, params);
+  detail::validate_upstream<S>(dMu, U, "dMu");
+  detail::validate_saved_forward<S>(forward, U, heads, params.causal_mask);
+  grads.dW = detail::zero_like(heads);
+  detail::simd_head<S> w;
+  detail::simd_head_grad<S> g;
+  detail::simd_backward_sequence<S>(grads.dU, grads.dW, w, g, dMu, U, heads, params, &forward);
 }
 
 // Batch backward: dMus[b] is the upstream gradient of sequence b; weight gradients are summed.
@@ -148,7 +172,7 @@ void attention_backward_batch(simd, attention_batch_gradients<S>& grads,
   detail::simd_head<S> w;
   detail::simd_head_grad<S> g;
   for (std::size_t b = 0; b < Us.size(); ++b)
-    detail::simd_backward_sequence<S>(grads.dU[b], grads.dW, w, g, dMus[b], Us[b], heads, params);
+    detail::simd_backward_sequence<S>(grads.dU[b], grads.dW, w, g, dMus[b], Us[b], heads, params, nullptr);
 }
 
 }  // namespace suptok

@@ -8,8 +8,8 @@
 // per row the running maximum m_t and sum l_t; a new tile with maximum m' rescales the running
 // output and sum by exp(m_t - m') (FlashAttention). The (N, N) weights are never formed; key tiles
 // past a query tile's last key are skipped, the diagonal tile is masked with -inf.
-// Outputs: mu (N, p) and lse[h] (N) (-inf for an empty past, whose output row is 0, never NaN);
-// attention_output::weights stays empty (the simd overloads have no keep_weights parameter).
+// Outputs: mu (N, p), lse[h] (N) (-inf for an empty past, whose output row is 0, never NaN) and
+// head_outputs[h] = O (N, d_v), which the backward can reuse; attention_output::weights stays empty (the simd overloads have no keep_weights parameter).
 // Workspace: allocated once per call (padded Q, K^T, Vv, O per head and sequence, O(N d)), plus
 // O(simd_tile (simd_tile + d_v)) scratch per thread; nothing is allocated inside the tile loops.
 // Threads: OpenMP over (sequence, head, query tile) tasks, largest first (OMP_NUM_THREADS).
@@ -195,11 +195,13 @@ void simd_forward_unchecked(std::span<attention_output<S>> outs, std::span<const
     attention_output<S>& out = outs[b];
     out.mu.setZero(Us[b].rows(), Us[b].cols());
     out.lse.resize(H);
+    out.head_outputs.resize(H);
     out.weights.clear();
     for (index h = 0; h < H; ++h) {
       const simd_head<S>& w = ws[b * H + h];
       out.mu.noalias() += w.O.leftCols(w.d_v) * heads[h].W_O.transpose();  // (N, d_v) (d_v, p)
       out.lse[h] = w.lse;
+      out.head_outputs[h] = w.O.leftCols(w.d_v);
     }
   }
 }
@@ -211,7 +213,7 @@ void simd_require_scalar() {
 
 }  // namespace detail
 
-// Fused forward into `out` (mu and lse; weights left empty). Validation as the reference.
+// Fused forward into `out` (mu, lse and head_outputs; weights left empty). Validation as the reference.
 template <class S>
 void attention_forward(simd, attention_output<S>& out, const_ref<S> U, const heads<S>& heads,
                        const attention_params& params = {}) {
