@@ -3,9 +3,10 @@
 // the moment accumulation alone at p = 64 (its % of the fp32 FMA peak); the reference backend at
 // small sizes for scale. One head, d_k = d_v = p, strict mask, extended policy. Every problem is
 // validated against the reference (double, at a reduced N) before timing. The public functions
-// measured here send problems with N < 32, N <= 2 p (one head, p < 48) or N <= 4 p (otherwise) to
-// the reference path (detail::simd_barrier_prefers_reference): the sweep's N <= 512 at p = 128, and
-// N = 256 at p = 64, are such cases.
+// measured here send small problems to the reference path (detail::simd_barrier_prefers_reference:
+// N < 32; in double N <= 2 p for one head below p = 48 and N <= 4 p otherwise, in float N <= p / 2
+// for one head and N <= 2 p for several): in double the sweep's N <= 512 at p = 128 and N = 256 at
+// p = 64 are such cases; in float, one head, none of the sweep.
 // Run e.g.  OMP_NUM_THREADS=1 ./bench_barrier --benchmark_filter='forward<float>/1024/64'
 #include <suptok/simd.hpp>
 

@@ -181,23 +181,24 @@ TEST_CASE("simd barrier batch backward equals the reference batch backward", "[s
 }
 
 // The public simd functions run the kernels, or the reference path for small problems
-// (detail::simd_barrier_prefers_reference: N < 32, or N <= 2p for one head below p = 48, N <= 4p
-// otherwise).
+// (detail::simd_barrier_prefers_reference: N < 32; then in double N <= 2p for one head below
+// p = 48 and N <= 4p otherwise, in float N <= p / 2 for one head and N <= 2p for several).
 // Both paths are deterministic on one thread, so each result must equal its path's bit for bit.
-TEST_CASE("simd barrier sends small problems to the reference path and the rest to the kernels", "[simd][barrier]") {
-  using S = double;
+// Shapes on both sides of every threshold.
+template <class S>
+struct dispatch_shape {
+  index N, p, H;
+  bool reference;
+};
+
+template <class S>
+void check_dispatch(std::initializer_list<dispatch_shape<S>> shapes) {
   const test::omp_threads one(1);
   const barrier_params bp{extension::extended, 1e-8, 1e-2};
   const attention_params ap{mask::strict, 0};
-  struct shape {
-    index N, p, H;
-    bool reference;
-  };
-  for (const shape& s : {shape{20, 2, 1, true}, shape{40, 20, 1, true}, shape{41, 20, 1, false},
-                         shape{192, 48, 1, true}, shape{193, 48, 1, false}, shape{80, 20, 2, true},
-                         shape{81, 20, 3, false}}) {
+  for (const dispatch_shape<S>& s : shapes) {
     INFO("N = " << s.N << ", p = " << s.p << ", H = " << s.H);
-    REQUIRE(detail::simd_barrier_prefers_reference(s.N, s.p, std::size_t(s.H)) == s.reference);
+    REQUIRE(detail::simd_barrier_prefers_reference<S>(s.N, s.p, std::size_t(s.H)) == s.reference);
     const auto pb = test::make_barrier_problem<S>(s.N, s.p, s.H, test::barrier_head_scale(s.p), 70);
     const std::vector<S> expected_b =
         s.reference ? barrier_per_token<S>(pb.U, pb.hs, bp, ap) : test::simd_kernel_values<S>(pb, bp, ap);
@@ -211,6 +212,17 @@ TEST_CASE("simd barrier sends small problems to the reference path and the rest 
       CHECK(got.grad.dW[h].W_Q == expected.grad.dW[h].W_Q);
       CHECK(got.grad.dW[h].W_O == expected.grad.dW[h].W_O);
     }
+  }
+}
+
+TEST_CASE("simd barrier sends small problems to the reference path and the rest to the kernels", "[simd][barrier]") {
+  SECTION("double") {
+    check_dispatch<double>({{20, 2, 1, true}, {40, 20, 1, true}, {41, 20, 1, false}, {192, 48, 1, true},
+                            {193, 48, 1, false}, {80, 20, 2, true}, {81, 20, 3, false}});
+  }
+  SECTION("float") {
+    check_dispatch<float>({{31, 2, 1, true}, {32, 2, 1, false}, {32, 64, 1, true}, {33, 64, 1, false},
+                           {40, 20, 2, true}, {41, 20, 3, false}});
   }
 }
 

@@ -286,7 +286,7 @@ void simd_barrier_gradients(S& sum, matrix<S>& dU, heads<S>& dW, simd_barrier_pa
                             const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads, const S& weight,
                             const barrier_params& barrier, const attention_params& attention,
                             const std::string& argument) {
-  if (simd_barrier_prefers_reference(U.rows(), U.cols(), heads.size()))
+  if (simd_barrier_prefers_reference<S>(U.rows(), U.cols(), heads.size()))
     sum = sequence_barrier_accumulate<S>(dU, dW, U, heads, weight, barrier, attention, argument);
   else
     simd_barrier_backward_sequence<S>(sum, dU, dW, ps, U, heads, weight, barrier, attention, argument);

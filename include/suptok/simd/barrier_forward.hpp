@@ -295,12 +295,18 @@ void simd_barrier_forward_sequence(simd_barrier_pass<S>& ps, const Eigen::Ref<co
 // packed moment GEMM) and their b larger (register-blocked products on padded rows, one token at a
 // time, out of L1 from p = 64 in double), so they win above some N / p. Measured with
 // bench_barrier's BM_barrier_small (one thread, float and double, forward and forward+backward,
-// N = 16..256, p = 4..64, H = 1, 2; docs/performance.md, "Small problems"): the crossing lies near
-// N = 2p for one head below p = 48 (one product per token, the Sylvester form), near N = 4p for
-// several heads or p = 64, and the kernels' set-up loses below N = 32.
-inline bool simd_barrier_prefers_reference(index N, index p, std::size_t H) {
+// N = 16..256, p = 4..64, H = 1, 2; docs/performance.md, "Small problems"), the kernels' set-up
+// loses below N = 32 and the crossing lies
+//   double: near N = 2p for one head below p = 48 (one product per token, the Sylvester form),
+//           near N = 4p for several heads or p = 64;
+//   float:  near N = p / 2 for one head, near N = 2p for several (the kernels' vectors hold twice
+//           as many floats, the reference's Eigen products gain less).
+template <class S>
+bool simd_barrier_prefers_reference(index N, index p, std::size_t H) {
+  if (N < 32) return true;
+  if constexpr (std::is_same_v<S, float>) return H == 1 ? 2 * N <= p : N <= 2 * p;
   const index c = H == 1 && p < 48 ? 2 : 4;
-  return N < 32 || N <= c * p;
+  return N <= c * p;
 }
 
 // b_t of one validated sequence into ps.b: the kernels, or the reference path for small problems.
@@ -308,7 +314,7 @@ template <class S>
 void simd_barrier_values(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S>>& U, const heads<S>& heads,
                          const barrier_params& barrier, const attention_params& attention,
                          const std::string& argument) {
-  if (simd_barrier_prefers_reference(U.rows(), U.cols(), heads.size()))
+  if (simd_barrier_prefers_reference<S>(U.rows(), U.cols(), heads.size()))
     ps.b = sequence_barrier_forward<S>(U, heads, barrier, attention, argument).b;
   else
     simd_barrier_forward_sequence<S>(ps, U, heads, barrier, attention, false, argument);
