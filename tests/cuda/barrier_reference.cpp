@@ -5,6 +5,10 @@
 #include <suptok/likelihood/jacobian.hpp>
 #include <suptok/likelihood/logdet.hpp>
 
+#include <Eigen/SVD>
+
+#include <algorithm>
+
 namespace suptok::test {
 
 namespace {
@@ -29,6 +33,9 @@ token_values reference_barrier(const barrier_problem& pb, mask m, double tempera
       out.sign.push_back(ld.sign);
       out.log_abs.push_back(ld.log_abs);
       out.b.push_back(barrier_from_log_det(ld, barrier));
+      const auto sigma = Eigen::JacobiSVD<matrix<double>>(J).singularValues();
+      const double term = Eigen::JacobiSVD<matrix<double>>(J - matrix<double>::Identity(pb.p, pb.p)).singularValues()(0);
+      out.condition.push_back(std::max(1.0, term / sigma(pb.p - 1)));
     }
   }
   return out;

@@ -16,9 +16,11 @@ struct barrier_problem {
   std::vector<double> U, W_Q, W_K, W_V, W_O;
 };
 
-// Per token of every sequence (B N entries): b_t, log|det J_t| and the sign of det J_t.
+// Per token of every sequence (B N entries): b_t, log|det J_t|, the sign of det J_t and
+// condition = max(1, |J_t - I|_2 / sigma_min(J_t)), the factor by which a relative rounding of the
+// term J_t - I is amplified in log|det J_t| (d log|det J| = tr(J^{-1} dJ) <= p |dJ|_2 / sigma_min).
 struct token_values {
-  std::vector<double> b, log_abs;
+  std::vector<double> b, log_abs, condition;
   std::vector<int> sign;
 };
 

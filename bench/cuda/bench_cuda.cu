@@ -1,0 +1,141 @@
+// bench/cuda/bench_cuda.cu: GPU timings of the CUDA backend, the suptok side of the GPU
+// comparison that scripts/gpu-check.sh runs next to bench/compare/torch_gpu.py.
+//
+//   bench_cuda [REPS]     prints one line per workload (exit 77 without a usable GPU):
+//   RESULT <workload> <storage> <ms> <GFLOP/s> <workspace MiB>
+//
+// Each time is the median of REPS (default 20) launches after 3 warm-ups, by CUDA events on one
+// stream. Workloads (the shapes of the CUDA issue's targets; inputs N(0, 1), weights as in
+// bench/compare/torch_workloads.py):
+//   attention_fwd   causal attention forward, inclusive mask (PyTorch's is_causal), 32
+//                   sequence-heads of N = 4096, d = 128; flops 2 BH N^2 d (the causal half of
+//                   the two products), storage float and bf16
+//   barrier_fwd     barrier forward, packed form, (B = 8, N = 2048, p = 64), one head with
+//                   W_V = W_O = I (J_t = I - C_t A), strict mask, exact policy, float; flops: the
+//                   moments B N^2 w (w = p (p + 3) / 2, the causal half of the product, a multiply
+//                   and an add) plus 4 B N p^3 of block products
+#include <suptok/cuda.hpp>
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include "../../tests/cuda/device_memory.hpp"
+#include "../../tests/cuda/gpu_available.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <vector>
+
+namespace {
+
+using suptok::index;
+using suptok::test::device_buffer;
+using suptok::test::upload;
+
+template <class T>
+std::vector<T> normal_values(std::size_t n, float stddev, std::uint64_t seed) {
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<float> normal(0.f, stddev);
+  std::vector<T> x(n);
+  for (T& e : x) e = T(normal(gen));
+  return x;
+}
+
+// Median milliseconds of `reps` runs of `work` on the default stream, after 3 warm-ups.
+template <class Work>
+double median_ms(int reps, Work work) {
+  using suptok::detail::cuda_check;
+  for (int i = 0; i < 3; ++i) work();
+  cudaEvent_t start, stop;
+  cuda_check(cudaEventCreate(&start), "cudaEventCreate");
+  cuda_check(cudaEventCreate(&stop), "cudaEventCreate");
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    cuda_check(cudaEventRecord(start), "cudaEventRecord");
+    work();
+    cuda_check(cudaEventRecord(stop), "cudaEventRecord");
+    cuda_check(cudaEventSynchronize(stop), "cudaEventSynchronize");
+    float elapsed = 0;
+    cuda_check(cudaEventElapsedTime(&elapsed, start, stop), "cudaEventElapsedTime");
+    ms.push_back(elapsed);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+void report(const char* workload, const char* storage, double ms, double flops, std::size_t workspace) {
+  std::printf("RESULT %s %s %.4f %.1f %.1f\n", workload, storage, ms, flops / ms * 1e-6,
+              double(workspace) / (1 << 20));
+  std::fflush(stdout);
+}
+
+template <class T>
+void attention_fwd(const char* storage, int reps) {
+  const index bh = 32, N = 4096, d = 128, n = bh * N * d;
+  const std::vector<T> q = normal_values<T>(n, 1.f, 1), k = normal_values<T>(n, 1.f, 2), v = normal_values<T>(n, 1.f, 3);
+  device_buffer<T> dq(n), dk(n), dv(n), dout(n);
+  device_buffer<float> dlse(bh * N);
+  upload(dq, q);
+  upload(dk, k);
+  upload(dv, v);
+  const suptok::batched_view<const T> Q{dq.data, bh, N, d, N * d, d}, K{dk.data, bh, N, d, N * d, d},
+      V{dv.data, bh, N, d, N * d, d};
+  const suptok::batched_view<T> O{dout.data, bh, N, d, N * d, d};
+  const suptok::batched_view<float> lse{dlse.data, bh, N, 1, N, 1};
+  const double ms = median_ms(reps, [&] { suptok::attention_forward(suptok::cuda{}, O, lse, Q, K, V, {suptok::mask::inclusive, 0}); });
+  report("attention_fwd", storage, ms, 2.0 * double(bh) * double(N) * double(N) * double(d), 0);
+}
+
+void barrier_fwd(int reps) {
+  const index B = 8, N = 2048, p = 64, w = p * (p + 3) / 2;
+  const std::vector<float> u = normal_values<float>(B * N * p, 1.f, 4);
+  const std::vector<float> wq = normal_values<float>(p * p, std::sqrt(0.25f / p), 5),
+                           wk = normal_values<float>(p * p, std::sqrt(0.25f / p), 6);
+  std::vector<float> eye(p * p, 0.f);
+  for (index i = 0; i < p; ++i) eye[i * p + i] = 1.f;
+  device_buffer<float> dU(u.size()), dWq(wq.size()), dWk(wk.size()), dWv(eye.size()), dWo(eye.size());
+  upload(dU, u);
+  upload(dWq, wq);
+  upload(dWk, wk);
+  upload(dWv, eye);
+  upload(dWo, eye);
+  device_buffer<float> db(B * N), dlog(B * N);
+  device_buffer<int> dsign(B * N);
+  const suptok::batched_view<const float> U{dU.data, B, N, p, N * p, p};
+  const auto weights = [&](const float* data) { return suptok::batched_view<const float>{data, 1, p, p, p * p, p}; };
+  const suptok::cuda_heads<float> heads{weights(dWq.data), weights(dWk.data), weights(dWv.data), weights(dWo.data)};
+  const suptok::cuda_token_barrier<float> out{
+      {db.data, B, N, 1, N, 1}, {dlog.data, B, N, 1, N, 1}, {dsign.data, B, N, 1, N, 1}};
+  const suptok::attention_core_params attention{suptok::mask::strict, 0};
+  cublasHandle_t blas = nullptr;
+  suptok::detail::cublas_check(cublasCreate(&blas), "cublasCreate");
+  const suptok::cuda backend{nullptr, blas};
+  const std::size_t bytes = suptok::barrier_workspace_bytes(backend, B, N, heads, attention);
+  device_buffer<unsigned char> workspace(bytes);
+  const double ms = median_ms(reps, [&] {
+    suptok::barrier_per_token(backend, out, U, heads, suptok::barrier_params{}, attention, workspace.data, bytes);
+  });
+  cublasDestroy(blas);
+  const double flops = double(B) * double(N) * double(N) * double(w) + 4.0 * double(B) * double(N) * double(p * p * p);
+  report("barrier_fwd", "float", ms, flops, bytes);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!suptok::test::gpu_available()) return suptok::test::skip_code;
+  const int reps = argc > 1 ? std::atoi(argv[1]) : 20;
+  if (reps < 1) {
+    std::fprintf(stderr, "bench_cuda: REPS must be a positive integer, got %s\n", argv[1]);
+    return 2;
+  }
+  attention_fwd<float>("float", reps);
+  attention_fwd<__nv_bfloat16>("bf16", reps);
+  barrier_fwd(reps);
+  return 0;
+}
