@@ -203,25 +203,29 @@ void analyse_projected(analysis<S>& r, const Eigen::Ref<const matrix<S>>& U, con
   });
 }
 
+// Every argument of analyse(U, layer, options), named as the caller wrote it.
+template <class S>
+void validate_analyse_call(const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer, const analysis_options& o) {
+  validate_analysis(o);
+  validate_layer_attention<S>(U, layer, o.attention, "U", "options.attention");
+  const support_rule& rule = o.support;
+  require(rule.rule != support_rule::kind::smallest || rule.k >= 0, "options.support.k", "must be >= 0, got ",
+          rule.k);
+  require(rule.rule != support_rule::kind::within || (std::isfinite(rule.delta) && rule.delta >= 0),
+          "options.support.delta", "must be finite and >= 0, got ", rule.delta);
+  require(rule.rule != support_rule::kind::barrier_fraction || (std::isfinite(rule.q) && rule.q > 0 && rule.q <= 1),
+          "options.support.q", "must lie in (0, 1], got ", rule.q);
+}
+
 }  // namespace detail
 
 // The per-token table and totals of one layer on one sequence U (N, p).
 template <class S>
 analysis<S> analyse(const_ref<S> U, const layer<S>& layer, const analysis_options& options = {}) {
-  detail::validate_analysis(options);
-  detail::validate_layer_attention<S>(U, layer, options.attention, "U", "options.attention");
-  const support_rule& rule = options.support;
-  const index N = U.rows();
-  detail::require(rule.rule != support_rule::kind::smallest || rule.k >= 0, "options.support.k",
-                  "must be >= 0, got ", rule.k);
-  detail::require(rule.rule != support_rule::kind::within || (std::isfinite(rule.delta) && rule.delta >= 0),
-                  "options.support.delta", "must be finite and >= 0, got ", rule.delta);
-  detail::require(rule.rule != support_rule::kind::barrier_fraction ||
-                      (std::isfinite(rule.q) && rule.q > 0 && rule.q <= 1),
-                  "options.support.q", "must lie in (0, 1], got ", rule.q);
+  detail::validate_analyse_call<S>(U, layer, options);
   analysis<S> r;
-  r.tokens.reserve(static_cast<std::size_t>(N));
-  r.form = resolve_form(options.form, N, layer);
+  r.tokens.reserve(static_cast<std::size_t>(U.rows()));
+  r.form = resolve_form(options.form, U.rows(), layer);
   if (r.form == jacobian_form::projected)
     detail::analyse_projected<S>(r, U, layer, options);
   else

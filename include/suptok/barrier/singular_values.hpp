@@ -23,6 +23,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "../core/scalar_traits.hpp"
 #include "../core/view.hpp"
@@ -54,31 +56,92 @@ S scaled_norm(const vector<S>& v) {
   return largest * (v / largest).norm();
 }
 
-// Power iteration on B = A^T A given x -> A x and x -> A^T x: returns the final |A x| for unit x.
+// Power iteration on A_i^T A_i for m operators A_i (n, n) at once, in lockstep: the rows of X (k, n)
+// are the current vectors of the k operators still iterating, listed in `active`, and
+// apply(active, X) / apply_t(active, X) return the rows A_i x_i / A_i^T x_i (k, n), so that a caller
+// can apply operators that share factors as one matrix product. Each operator stops on its own
+// (the rule at the top); returns the final |A_i x| of each for unit x.
 template <class S, class Apply, class ApplyT>
-S power_iteration(index n, Apply&& apply, ApplyT&& apply_t, const iteration_params& ip) {
+std::vector<S> power_iteration_batch(index n, index m, Apply&& apply, ApplyT&& apply_t, const iteration_params& ip) {
   using std::abs;
   const S tolerance = S(std::max(ip.tolerance, 8 * to_double(std::numeric_limits<S>::epsilon())));
-  vector<S> x = start_vector<S>(n);
-  S estimate = S(0), change = S(0);
-  for (int it = 0; it < ip.max_iterations; ++it) {
-    const vector<S> z = apply(x);
-    const S previous = estimate, previous_change = change;
-    estimate = scaled_norm<S>(z);
-    if (!(estimate > S(0))) return estimate;
-    const vector<S> w = apply_t(z / estimate);
-    const S w_norm = scaled_norm<S>(w);
-    if (!(w_norm > S(0))) return estimate;
-    x = w / w_norm;
-    if (it < 2) continue;
-    change = abs(estimate - previous);
-    if (!(change > S(4) * std::numeric_limits<S>::epsilon() * estimate)) break;  // at rounding level
-    // The changes shrink by a rate r per step once the iteration settles, so the error left is
-    // about change r / (1 - r) (geometric tail); stop when that is below the tolerance.
-    const S rate = previous_change > S(0) ? change / previous_change : S(1);
-    if (it >= 3 && rate < S(1) && change * rate / (S(1) - rate) <= tolerance * estimate) break;
+  // per operator: the current and previous estimates and changes
+  const auto size = static_cast<std::size_t>(m);
+  std::vector<S> estimate(size, S(0)), change(size, S(0)), previous(size), previous_change(size);
+  std::vector<index> active(size);
+  for (index i = 0; i < m; ++i) active[std::size_t(i)] = i;
+  matrix<S> X = start_vector<S>(n).transpose().replicate(m, 1);
+  // Keeps the rows of X (and of `also`, when given) whose operator is still iterating.
+  const auto keep = [&](const std::vector<bool>& going, matrix<S>* also) {
+    index k = 0;
+    for (index j = 0; j < index(going.size()); ++j) {
+      if (!going[std::size_t(j)]) continue;
+      if (k != j) {
+        X.row(k) = X.row(j);
+        if (also) also->row(k) = also->row(j);
+      }
+      active[std::size_t(k++)] = active[std::size_t(j)];
+    }
+    active.resize(std::size_t(k));
+    X.conservativeResize(k, Eigen::NoChange);
+    if (also) also->conservativeResize(k, Eigen::NoChange);
+  };
+  for (int it = 0; it < ip.max_iterations && !active.empty(); ++it) {
+    const index k = index(active.size());
+    matrix<S> Z = apply(std::as_const(active), std::as_const(X));  // (k, n)
+    std::vector<bool> going(static_cast<std::size_t>(k));
+    for (index j = 0; j < k; ++j) {
+      const std::size_t i = std::size_t(active[std::size_t(j)]);
+      previous[i] = estimate[i];
+      previous_change[i] = change[i];
+      estimate[i] = scaled_norm<S>(Z.row(j).transpose());
+      going[std::size_t(j)] = estimate[i] > S(0);  // 0 or NaN: final
+      if (going[std::size_t(j)]) Z.row(j) /= estimate[i];
+    }
+    keep(going, &Z);
+    const matrix<S> Wt = apply_t(std::as_const(active), std::as_const(Z));  // (k', n)
+    going.assign(active.size(), true);
+    for (index j = 0; j < index(active.size()); ++j) {
+      const std::size_t i = std::size_t(active[std::size_t(j)]);
+      const S w_norm = scaled_norm<S>(Wt.row(j).transpose());
+      if (!(w_norm > S(0))) {
+        going[std::size_t(j)] = false;
+        continue;
+      }
+      X.row(j) = Wt.row(j) / w_norm;
+      if (it < 2) continue;
+      change[i] = abs(estimate[i] - previous[i]);
+      if (!(change[i] > S(4) * std::numeric_limits<S>::epsilon() * estimate[i])) {  // at rounding level
+        going[std::size_t(j)] = false;
+        continue;
+      }
+      // The changes shrink by a rate r per step once the iteration settles, so the error left is
+      // about change r / (1 - r) (geometric tail); stop when that is below the tolerance.
+      const S rate = previous_change[i] > S(0) ? change[i] / previous_change[i] : S(1);
+      if (it >= 3 && rate < S(1) && change[i] * rate / (S(1) - rate) <= tolerance * estimate[i])
+        going[std::size_t(j)] = false;
+    }
+    keep(going, nullptr);
   }
   return estimate;
+}
+
+// The same for one operator given x -> A x and x -> A^T x (vectors of size n).
+template <class S, class Apply, class ApplyT>
+S power_iteration(index n, Apply&& apply, ApplyT&& apply_t, const iteration_params& ip) {
+  const auto rows = [](auto& f) {  // the one row of a batch through f
+    return [&f](const std::vector<index>&, const matrix<S>& X) -> matrix<S> {
+      return f(vector<S>(X.row(0).transpose())).transpose();
+    };
+  };
+  return power_iteration_batch<S>(n, 1, rows(apply), rows(apply_t), ip)[0];
+}
+
+// sigma_min from the iterated |J^{-1} x| ~ |J^{-1}| = 1 / sigma_min: +inf when that underflowed to 0.
+template <class S>
+S sigma_min_of_inverse_norm(S inverse_norm) {
+  if (inverse_norm == S(0)) return S(std::numeric_limits<double>::infinity());
+  return S(1) / inverse_norm;  // NaN stays NaN
 }
 
 }  // namespace detail
@@ -86,9 +149,7 @@ S power_iteration(index n, Apply&& apply, ApplyT&& apply_t, const iteration_para
 // sigma_min(J) from x -> J^{-1} x and x -> J^{-T} x (n = size of J). An upper bound in exact arithmetic.
 template <class S, class Solve, class SolveT>
 S smallest_singular_value(index n, Solve&& solve, SolveT&& solve_t, const iteration_params& ip = {}) {
-  const S inverse_norm = detail::power_iteration<S>(n, solve, solve_t, ip);  // ~ |J^{-1}| = 1 / sigma_min
-  if (inverse_norm == S(0)) return S(std::numeric_limits<double>::infinity());
-  return S(1) / inverse_norm;  // NaN stays NaN
+  return detail::sigma_min_of_inverse_norm<S>(detail::power_iteration<S>(n, solve, solve_t, ip));
 }
 
 // sigma_max(J) from x -> J x and x -> J^T x. A lower bound in exact arithmetic.

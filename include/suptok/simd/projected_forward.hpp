@@ -65,6 +65,7 @@ struct projected_head_state {
 template <class S>
 struct simd_projected_pass {
   index N = 0, n = 0;
+  matrix<S> W;                      // (p, n) [W_O[0] ... W_O[H-1]]
   std::vector<projected_head_state<S>> heads;
   matrix<S> Y, X;                   // (N, d_v), (N, d_k): the current group's centred values and keys
   matrix<S> Z;                      // (n_pad, width padded) the current group's packed rows
@@ -181,7 +182,8 @@ void simd_projected_moments(simd_projected_pass<S>& ps, const Eigen::Ref<const m
                             const attention_params& attention) {
   const std::size_t H = layer.W_Q.size();
   const mask m = attention.causal_mask;
-  matrix<S> W(U.cols(), 0);  // [W_O[0] ... W_O[H-1]] (p, n)
+  matrix<S>& W = ps.W;
+  W.resize(U.cols(), 0);
   ps.heads.assign(H, {});
   for (std::size_t h = 0; h < H; ++h) {
     ps.heads[h].offset = W.cols();
@@ -215,6 +217,20 @@ void simd_projected_moments(simd_projected_pass<S>& ps, const Eigen::Ref<const m
   ps.Z.resize(0, 0);
 }
 
+// B <- I - K_t (n, n) of token t: rows of head h are I - XR^h_t P_h [inclusive: - a_tt VO - a_tt dv_t (q'_t KO)].
+template <class S>
+void build_projected_block(matrix<S>& B, const simd_projected_pass<S>& ps, index t, mask m) {
+  B.setIdentity(ps.n, ps.n);
+  for (const projected_head_state<S>& st : ps.heads) {
+    auto rows = B.middleRows(st.offset, st.d_v);  // (d_v, n)
+    rows.noalias() -= Eigen::Map<const matrix<S>>(st.XR.data() + t * st.d_v * st.d_k, st.d_v, st.d_k) * st.P;
+    if (m != mask::inclusive || st.a_tt(t) == S(0)) continue;
+    rows -= st.a_tt(t) * st.VO;
+    const Eigen::Matrix<S, 1, Eigen::Dynamic> r = st.Qp.row(t) * st.KO;  // (n)
+    rows.noalias() -= (st.a_tt(t) * st.dv.row(t).transpose()) * r;
+  }
+}
+
 // sign and log|det(I - K_t)| of every token: the blocks built and factored one per thread.
 template <class S>
 void simd_projected_log_dets(simd_projected_pass<S>& ps, mask m) {
@@ -223,19 +239,10 @@ void simd_projected_log_dets(simd_projected_pass<S>& ps, mask m) {
 #pragma omp parallel if (N > 1 && simd_kernels::worth_threads(double(n) * double(n) * double(n)))
   {
     matrix<S> B(n, n);
-    Eigen::Matrix<S, 1, Eigen::Dynamic> r(n);
     std::vector<index> pivot;
 #pragma omp for schedule(dynamic, 1)
     for (index t = 0; t < N; ++t) {
-      B.setIdentity();
-      for (const projected_head_state<S>& st : ps.heads) {
-        auto rows = B.middleRows(st.offset, st.d_v);  // (d_v, n)
-        rows.noalias() -= Eigen::Map<const matrix<S>>(st.XR.data() + t * st.d_v * st.d_k, st.d_v, st.d_k) * st.P;
-        if (m != mask::inclusive || st.a_tt(t) == S(0)) continue;
-        rows -= st.a_tt(t) * st.VO;
-        r.noalias() = st.Qp.row(t) * st.KO;  // (n)
-        rows.noalias() -= (st.a_tt(t) * st.dv.row(t).transpose()) * r;
-      }
+      build_projected_block(B, ps, t, m);
       ps.ld[std::size_t(t)] = recursive_lu_log_det<S>(B, pivot);
     }
   }

@@ -1,6 +1,6 @@
 // suptok/simd/recursive_lu.hpp: sign and log|det| of a dense row-major matrix through a pivoted LU
-// computed in place, recursively (the fast path's per-token factorisation of the projected form's
-// (n, n) blocks, simd/projected_forward.hpp).
+// computed in place, recursively, and solves with its factors (the fast path's per-token factorisation
+// of the projected form's (n, n) blocks, simd/projected_forward.hpp and simd/projected_analysis.hpp).
 //
 // Partial pivoting as LAPACK's getrf (the entry of largest magnitude in the column, the first one
 // on ties), in the recursive formulation (Toledo 1997, Gustavson 1997): for A (m, k), m >= k, split
@@ -101,6 +101,25 @@ signed_log_det<S> recursive_lu_log_det(row_block<S> A, std::vector<index>& pivot
     r.log_abs += log(abs(u));
   }
   return r;
+}
+
+// x <- A^{-1} x for the factors of recursive_lu (P A = L U in LU, pivot as there); x a row vector.
+template <class S>
+void lu_solve_row(const matrix<S>& LU, const std::vector<index>& pivot, Eigen::Ref<Eigen::Matrix<S, 1, Eigen::Dynamic>> x) {
+  for (index k = 0; k < LU.rows(); ++k)
+    if (pivot[std::size_t(k)] != k) std::swap(x(k), x(pivot[std::size_t(k)]));
+  LU.template triangularView<Eigen::UnitLower>().solveInPlace(x.transpose());
+  LU.template triangularView<Eigen::Upper>().solveInPlace(x.transpose());
+}
+
+// x <- A^{-T} x: A^T = U^T L^T P, so U^T, then L^T, then the interchanges undone in reverse order.
+template <class S>
+void lu_solve_transposed_row(const matrix<S>& LU, const std::vector<index>& pivot,
+                             Eigen::Ref<Eigen::Matrix<S, 1, Eigen::Dynamic>> x) {
+  LU.transpose().template triangularView<Eigen::Lower>().solveInPlace(x.transpose());
+  LU.transpose().template triangularView<Eigen::UnitUpper>().solveInPlace(x.transpose());
+  for (index k = LU.rows() - 1; k >= 0; --k)
+    if (pivot[std::size_t(k)] != k) std::swap(x(k), x(pivot[std::size_t(k)]));
 }
 
 }  // namespace suptok::detail
