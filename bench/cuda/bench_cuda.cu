@@ -9,7 +9,9 @@
 // bench/compare/torch_workloads.py):
 //   attention_fwd   causal attention forward, inclusive mask (PyTorch's is_causal), 32
 //                   sequence-heads of N = 4096, d = 128; flops 2 BH N^2 d (the causal half of
-//                   the two products), storage float and bf16
+//                   the two products); float storage on the scalar kernel, bf16 on the
+//                   tensor-core kernel (cuda::tensor_cores)
+//   attention_fwd_scalar  the same in bf16 on the scalar kernel
 //   barrier_fwd     barrier forward, packed form, (B = 8, N = 2048, p = 64), one head with
 //                   W_V = W_O = I (J_t = I - C_t A), strict mask, exact policy, float; flops: the
 //                   moments B N^2 w (w = p (p + 3) / 2, the causal half of the product, a multiply
@@ -75,7 +77,7 @@ void report(const char* workload, const char* storage, double ms, double flops, 
 }
 
 template <class T>
-void attention_fwd(const char* storage, int reps) {
+void attention_fwd(const char* workload, const char* storage, bool tensor_cores, int reps) {
   const index bh = 32, N = 4096, d = 128, n = bh * N * d;
   const std::vector<T> q = normal_values<T>(n, 1.f, 1), k = normal_values<T>(n, 1.f, 2), v = normal_values<T>(n, 1.f, 3);
   device_buffer<T> dq(n), dk(n), dv(n), dout(n);
@@ -87,8 +89,9 @@ void attention_fwd(const char* storage, int reps) {
       V{dv.data, bh, N, d, N * d, d};
   const suptok::batched_view<T> O{dout.data, bh, N, d, N * d, d};
   const suptok::batched_view<float> lse{dlse.data, bh, N, 1, N, 1};
-  const double ms = median_ms(reps, [&] { suptok::attention_forward(suptok::cuda{}, O, lse, Q, K, V, {suptok::mask::inclusive, 0}); });
-  report("attention_fwd", storage, ms, 2.0 * double(bh) * double(N) * double(N) * double(d), 0);
+  const suptok::cuda backend{nullptr, nullptr, tensor_cores};
+  const double ms = median_ms(reps, [&] { suptok::attention_forward(backend, O, lse, Q, K, V, {suptok::mask::inclusive, 0}); });
+  report(workload, storage, ms, 2.0 * double(bh) * double(N) * double(N) * double(d), 0);
 }
 
 void barrier_fwd(int reps) {
@@ -134,8 +137,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_cuda: REPS must be a positive integer, got %s\n", argv[1]);
     return 2;
   }
-  attention_fwd<float>("float", reps);
-  attention_fwd<__nv_bfloat16>("bf16", reps);
+  attention_fwd<float>("attention_fwd", "float", false, reps);
+  attention_fwd<__nv_bfloat16>("attention_fwd", "bf16", true, reps);
+  attention_fwd<__nv_bfloat16>("attention_fwd_scalar", "bf16", false, reps);
   barrier_fwd(reps);
   return 0;
 }

@@ -9,6 +9,7 @@
 
 #include "thrown.hpp"
 
+#include <cstdint>
 #include <vector>
 
 namespace suptok {  // inside the namespace: `index` would clash with ::index of <strings.h>
@@ -51,6 +52,50 @@ TEST_CASE("cuda attention launch: one block per sequence-head and query tile, sh
   CHECK(detail::attention_forward_launch(1, 1, 1, 256).value_chunks == 8);
   CHECK(detail::attention_forward_launch(1, 32, 8, 8).grid_y == 1);
   CHECK(detail::attention_forward_launch(1, 33, 8, 8).grid_y == 2);
+}
+
+TEST_CASE("cuda attention dispatch: the tensor-core kernel for 2-byte storage, d in {64, 128}, rows on 16 bytes",
+          "[cuda][plan]") {
+  // std::uint16_t stands for bf16 and fp16 (the rule reads sizeof(T) only); 16-byte aligned buffers.
+  using half_like = std::uint16_t;
+  const index bh = 2, N = 65, d = 128;
+  alignas(16) static half_like q[bh * N * (d + 8) + 8], k[bh * N * (d + 8) + 8], v[bh * N * (d + 8) + 8],
+      o[bh * N * (d + 8) + 8];
+  const auto view = [&](half_like* data, index cols, index row_stride, index batch_stride) {
+    return batched_view<half_like>{data, bh, N, cols, batch_stride, row_stride};
+  };
+  const auto in = [&](half_like* data, index cols, index row_stride, index batch_stride) {
+    return batched_view<const half_like>{data, bh, N, cols, batch_stride, row_stride};
+  };
+  const auto uses_mma = [&](index d_k, index d_v, index row_stride, index batch_stride) {
+    return detail::attention_uses_mma(view(o, d_v, row_stride, batch_stride), in(q, d_k, row_stride, batch_stride),
+                                      in(k, d_k, row_stride, batch_stride), in(v, d_v, row_stride, batch_stride));
+  };
+  CHECK(uses_mma(128, 128, 128, N * 128));
+  CHECK(uses_mma(64, 64, 64, N * 64));
+  CHECK(uses_mma(128, 128, 136, N * 136 + 8));  // padded, still multiples of 8 elements
+  CHECK_FALSE(uses_mma(64, 128, 128, N * 128));  // d_k != d_v
+  CHECK_FALSE(uses_mma(96, 96, 96, N * 96));     // d not 64 or 128
+  CHECK_FALSE(uses_mma(32, 32, 32, N * 32));
+  CHECK_FALSE(uses_mma(128, 128, 131, N * 131));  // row stride off 16 bytes
+  CHECK_FALSE(uses_mma(128, 128, 128, N * 128 + 4));  // batch stride off 16 bytes
+  // A single matrix: its batch stride is never used.
+  CHECK(detail::attention_uses_mma(batched_view<half_like>{o, 1, N, d, 3, d},
+                                   batched_view<const half_like>{q, 1, N, d, 3, d},
+                                   batched_view<const half_like>{k, 1, N, d, 3, d},
+                                   batched_view<const half_like>{v, 1, N, d, 3, d}));
+  // One view's pointer off 16 bytes.
+  CHECK_FALSE(detail::attention_uses_mma(view(o, d, d, N * d), in(q, d, d, N * d), in(k + 4, d, d, N * d),
+                                         in(v, d, d, N * d)));
+  // float storage: the scalar kernel.
+  core_problem pf(2, 65, 64, 64);
+  CHECK_FALSE(detail::attention_uses_mma(pf.O(), pf.Q(), pf.K(), pf.V()));
+
+  const detail::cuda_launch l = detail::attention_forward_mma_launch(6, 129, 128);
+  CHECK(l.grid_x == 6);
+  CHECK(l.grid_y == 3);  // 129 queries: tiles of 64, 64 and 1
+  CHECK(l.threads == 128);
+  CHECK(l.shared_bytes == 2 * 2 * 64 * 136 * 2);  // two stages of a K and a V tile, rows of d + 8
 }
 
 TEST_CASE("cuda attention forward: every argument check names its argument", "[cuda][plan][errors]") {

@@ -13,13 +13,19 @@
 // its rows' logits (one key per lane, a d_k-long dot product), the tile maximum and sum by warp
 // shuffles, and accumulates O_t: lane j keeps the output columns j, j + 32, ... of its warp's
 // rows in registers (Chunks = d_v / 32 rounded up to a power of two), reading p_ts by shuffle.
+//
+// With backend.tensor_cores set, bf16 and fp16 storage with d_k == d_v in {64, 128} and rows on 16
+// bytes take the tensor-core kernel of cuda/attention_forward_mma.cuh instead (the rule:
+// attention_uses_mma).
 #pragma once
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <type_traits>
 
+#include "attention_forward_mma.cuh"
 #include "attention_plan.hpp"
 #include "backend.hpp"
 #include "warp.cuh"
@@ -152,6 +158,14 @@ void attention_forward(cuda backend, const batched_view<T>& O, const batched_vie
   const double tau = params.temperature == 0 ? std::sqrt(double(Q.cols)) : params.temperature;
   const float inv_tau = float(1.0 / tau);
   const mask m = params.causal_mask;
+  if constexpr (std::is_same_v<T, __nv_bfloat16> || std::is_same_v<T, __half>) {
+    if (backend.tensor_cores && detail::attention_uses_mma(O, Q, K, V)) {  // the tensor-core kernel, cuda/attention_forward_mma.cuh
+      const float scale_log2 = float(1.4426950408889634 / tau);
+      if (Q.cols == 64)
+        return detail::launch_attention_forward_mma<T, 64>(backend.stream, O, lse, Q, K, V, scale_log2, m);
+      return detail::launch_attention_forward_mma<T, 128>(backend.stream, O, lse, Q, K, V, scale_log2, m);
+    }
+  }
   switch (l.value_chunks) {
     case 1: return detail::launch_attention_forward<T, 1>(l, backend.stream, O, lse, Q, K, V, inv_tau, m);
     case 2: return detail::launch_attention_forward<T, 2>(l, backend.stream, O, lse, Q, K, V, inv_tau, m);

@@ -72,6 +72,43 @@ inline cuda_launch attention_forward_launch(index bh, index N, index d_k, index 
   return l;
 }
 
+// The tensor-core kernel (cuda/attention_forward_mma.cuh): one block of cuda_attention_warps warps
+// per (sequence-head, tile of cuda_mma_tile queries), each warp 16 query rows, key tiles of
+// cuda_mma_tile keys. Dynamic shared memory holds two stages (cp.async double buffering) of one
+// key and one value tile in the 2-byte storage type, rows padded by 8 elements (16 bytes):
+//   2 stages x 2 tiles x cuda_mma_tile x (d + 8) x 2 bytes        (69 632 bytes at d = 128)
+inline constexpr index cuda_mma_tile = 64;
+
+inline cuda_launch attention_forward_mma_launch(index bh, index N, index d) {
+  cuda_launch l;
+  l.grid_x = bh;
+  l.grid_y = (N + cuda_mma_tile - 1) / cuda_mma_tile;
+  l.threads = int(32 * cuda_attention_warps);
+  l.shared_bytes = std::size_t(2 * 2 * cuda_mma_tile * (d + 8)) * 2;
+  l.value_chunks = 0;  // unused: the kernel is instantiated per d
+  return l;
+}
+
+// Whether the view's rows all start on 16 bytes: a 16-byte aligned pointer, and row and batch
+// strides (the latter when there is more than one matrix) of multiples of 8 two-byte elements.
+template <class T>
+bool rows_16_byte_aligned(const batched_view<T>& v) {
+  return reinterpret_cast<std::uintptr_t>(v.data) % 16 == 0 && v.row_stride % 8 == 0 &&
+         (v.batch == 1 || v.batch_stride % 8 == 0);
+}
+
+// The dispatch rule of attention_forward(cuda, ...), for arguments that passed
+// validate_attention_core: the tensor-core kernel when the storage T is a 2-byte type (bf16 or
+// fp16, the only 2-byte types the kernels take), d_k == d_v in {64, 128}, and every row of Q, K,
+// V and O starts on 16 bytes (the kernel copies 16-byte pieces of K and V); the scalar kernel
+// otherwise.
+template <class T>
+bool attention_uses_mma(const batched_view<T>& O, const batched_view<const T>& Q, const batched_view<const T>& K,
+                        const batched_view<const T>& V) {
+  return sizeof(T) == 2 && Q.cols == V.cols && (Q.cols == 64 || Q.cols == 128) && rows_16_byte_aligned(O) &&
+         rows_16_byte_aligned(Q) && rows_16_byte_aligned(K) && rows_16_byte_aligned(V);
+}
+
 // The byte range [first, last) that a view's elements span; empty views span nothing.
 template <class T>
 std::pair<std::uintptr_t, std::uintptr_t> byte_span(const batched_view<T>& v) {

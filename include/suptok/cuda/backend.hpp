@@ -1,10 +1,14 @@
 // suptok/cuda/backend.hpp: the CUDA backend tag and the error of a failing CUDA call (nvcc only).
 //
-//   suptok::cuda{stream, blas}  passed as the first argument; the work is enqueued on `stream` (0:
+//   suptok::cuda{stream, blas, tensor_cores}
+//                               passed as the first argument; the work is enqueued on `stream` (0:
 //                               the legacy default stream) and the call returns without
 //                               synchronising. `blas` is the caller's cuBLAS handle, needed by
 //                               the calls that use cuBLAS (the barrier); they run it on `stream`
 //                               and give the handle back with its stream and math mode as found.
+//                               `tensor_cores` opts in to the tensor-core attention forward
+//                               (bf16 and fp16; docs/cuda.md): off by default until it has been
+//                               verified on a GPU.
 //   suptok::cuda_error          thrown when a CUDA runtime or cuBLAS call fails; what() names the call
 #pragma once
 
@@ -19,6 +23,7 @@ namespace suptok {
 struct cuda {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
+  bool tensor_cores = false;
 };
 
 class cuda_error : public std::runtime_error {
