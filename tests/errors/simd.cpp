@@ -186,3 +186,30 @@ TEST_CASE("simd barrier: names of the barrier, batch and workspace arguments", "
        [&] { barrier_penalty_batch_backward(simd{}, overflowing, hs, ok); }},
   });
 }
+
+TEST_CASE("simd analyse: the reference's names, in its order", "[errors][simd][analysis]") {
+  // analyse(simd{}, ...) validates with the reference's function before any work: a sample of its
+  // names (tests/errors/analysis.cpp has them all), the order (options before U) and moments that
+  // overflow in the projected blocks, raised after the tiles' threads. (Tokens of 1e200 under
+  // sharp attention need not overflow: one-hot weights give J_t = I exactly.)
+  const M U = seq(5, 3, 7);
+  const layer<double> l = gqa_layer();
+  const heads<double> hs = stack();
+  using O = analysis_options;
+  check_valid("simd analyse, layer", [&] { analyse(simd{}, U, l, O{}); });
+  check_valid("simd analyse, heads", [&] { analyse(simd{}, U, hs, O{}); });
+  layer<double> nan_v = l, flat = l;
+  nan_v.W_V[0](0, 1) = NaN;
+  for (auto& W : flat.W_Q) W.setZero();  // uniform attention: the moments of tokens of 1e200 overflow
+  for (auto& b : flat.b_Q) b.setZero();
+  check_cases({
+      {"unknown margin method", "options.margins",
+       [&] { analyse(simd{}, U, l, O{{}, {}, {}, static_cast<margin_method>(2)}); }},
+      {"options before U", "options.form", [&] { analyse(simd{}, M(0, 3), l, O{{}, {}, static_cast<jacobian_form>(3)}); }},
+      {"NaN in W_V", "layer.W_V[0]", [&] { analyse(simd{}, U, nan_v, O{}); }},
+      {"heads: negative temperature", "options.attention.temperature",
+       [&] { analyse(simd{}, U, hs, O{{mask::strict, -1}}); }},
+      {"support rule", "options.support.k", [&] { analyse(simd{}, U, l, O{{}, {}, {}, {}, {}, support_rule::smallest(-1)}); }},
+      {"overflowing moments", "U", [&] { analyse(simd{}, 1e200 * seq(5, 3, 12), flat, O{{}, {}, jacobian_form::projected}); }},
+  });
+}

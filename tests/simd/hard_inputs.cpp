@@ -10,6 +10,7 @@
 // The reference's own error grows with the conditioning (tests/layer/hard_inputs.cpp bounds it by
 // eps (1 + r (kappa_data + L))); here it is reported beside the simd error, with the number of
 // tokens given the second pass (checked positive for every case: the families do exercise it).
+#include "../layer/layer_checks.hpp"
 #include "barrier_checks.hpp"
 
 #include <catch2/catch.hpp>
@@ -85,6 +86,66 @@ TEMPLATE_TEST_CASE("simd barrier on hard inputs: the reference's accuracy where 
         CHECK(e.b_hi <= 4 * e.ref_b_hi + 64);
         if (std::is_same_v<S, float>) CHECK(e.grad_hi <= 4 * e.ref_g_hi + 64);
       }
+}
+
+
+TEMPLATE_TEST_CASE("simd barrier: attention concentrated far beyond exp's range, and overflow", "[simd][precision]",
+                   float, double) {
+  // Tokens scaled by up to 1e100 (double) or 1e10 (float): logits of up to 1e200 (1e20), so the
+  // attention is one-hot to the last bit. The centred second pass recomputes logits whose rounding,
+  // eps |l|, is far above 1: its softmax must be shifted by the recomputed logits' own maximum, not
+  // by the kernel's lse (which gave exp overflow or all-zero weights, and a spurious overflow error,
+  // from a scale of 1e10 in double). Checked, for the head stack and a grouped layer with biases
+  // and rotary embeddings (projected form):
+  //   - strict mask: b_t against the reference in the same precision within 16 eps (|b| + p)
+  //     (measured 0: one-hot weights give J_t = I exactly; in float from a scale of 1e5, since at
+  //     1e2 some tokens still split their weight and their b_t are ill-conditioned);
+  //   - inclusive mask: the calls complete (no spurious error); the own-token terms grow with
+  //     |u_t|^2, so these blocks are too ill-conditioned for a bound in eps alone (the two paths
+  //     differed by up to 2.5 in b_t at a scale of 1e10 in double);
+  //   - both masks: inputs that overflow the moments are reported as such (an error naming U) by
+  //     both paths, never as J_t = I.
+  using S = TestType;
+  const test::omp_threads one(1);
+  const double eps = test::epsilon_of<S>();
+  const index N = 40, p = 16;
+  const heads<S> hs = test::random_heads<S>(2, p, 2, 3, 77);
+  const layer<S> l = test::random_layer<S>(p, test::layer_cases[4], 78, 0.5);
+  REQUIRE(choose_form(N, l) == jacobian_form::projected);
+  const barrier_params bp{extension::extended};
+  constexpr bool single = std::is_same_v<S, float>;
+  const std::vector<double> scales = single ? std::vector<double>{1e5, 1e10} : std::vector<double>{1e3, 1e10, 1e40, 1e100};
+  const double overflowing = single ? 1e25 : 1e200;
+  for (const mask m : {mask::strict, mask::inclusive}) {
+    const attention_params ap{m, 0};
+    for (const double scale : scales) {
+      DYNAMIC_SECTION(to_string(m) << ", tokens scaled by " << scale) {
+        const matrix<S> U = (scale * test::random_matrix<double>(N, p, 79)).cast<S>();
+        const auto compare = [&](const std::vector<S>& fast, const std::vector<S>& ref) {
+          REQUIRE(fast.size() == ref.size());
+          for (std::size_t t = 0; t < ref.size(); ++t)
+            CHECK(std::abs(double(fast[t]) - double(ref[t])) <= 16 * eps * (std::abs(double(ref[t])) + double(p)));
+        };
+        const std::vector<S> fast_heads = barrier_per_token(simd{}, U, hs, bp, ap),
+                             fast_layer = barrier_per_token(simd{}, U, l, bp, ap);
+        if (m == mask::strict) {
+          compare(fast_heads, barrier_per_token<S>(U, hs, bp, ap));
+          compare(fast_layer, barrier_per_token<S>(U, l, bp, ap));
+        }
+      }
+    }
+    const matrix<S> huge = (overflowing * test::random_matrix<double>(N, p, 79)).cast<S>();
+    for (const bool layer_form : {false, true}) {
+      const auto fast = [&] {
+        return layer_form ? barrier_per_token(simd{}, huge, l, bp, ap) : barrier_per_token(simd{}, huge, hs, bp, ap);
+      };
+      const auto reference = [&] {
+        return layer_form ? barrier_per_token<S>(huge, l, bp, ap) : barrier_per_token<S>(huge, hs, bp, ap);
+      };
+      CHECK_THROWS_WITH(fast(), Catch::Contains("U: J_t of token"));
+      CHECK_THROWS_WITH(reference(), Catch::Contains("U: J_t of token"));
+    }
+  }
 }
 
 }  // namespace suptok

@@ -31,6 +31,8 @@
 // Threads: OpenMP inside the moments (simd/barrier_moments.hpp) and over tokens.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <span>
 #include <string>
 #include <vector>
@@ -93,14 +95,30 @@ void simd_barrier_pack(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S
 // Tokens whose one-pass C_t loses more than log2(8) = 3 bits to cancellation are recomputed.
 inline constexpr double moment_refine_ratio = 8;
 
+// a <- softmax(a) for logits recomputed outside the kernel that gave lse: shifted by their own
+// maximum rather than by lse, since a recomputed logit can differ from the kernel's by its rounding,
+// eps |l|, which for concentrated attention (|l| of 1e20, say) overflows exp(l - lse) or takes
+// every weight to 0.
+template <class S>
+void softmax_in_place(vector<S>& a) {
+  a = (a.array() - a.maxCoeff()).exp();
+  a /= a.sum();
+}
+
+// exp(l_tt - lse_t) for a recomputed l_tt: a weight, so at most 1 (see softmax_in_place).
+template <class S>
+S own_weight(S l_tt, S lse_t) {
+  using std::exp;
+  return std::min(exp(l_tt - lse_t), S(1));
+}
+
 // The attention weights of query t over its past [0, n), normalised to sum 1, into a (n), and its
 // centred keys y_s = x_s - m1 into Y (n, p).
 template <class S>
 void simd_centred_past(vector<S>& a, matrix<S>& Y, const simd_barrier_pass<S>& ps, const simd_head<S>& w, index t,
                        index n, const S* m1) {
   a.noalias() = w.Kt.topLeftCorner(w.d_k, n).transpose() * w.Qs.row(t).head(w.d_k).transpose();  // l_ts (n)
-  a = (a.array() - w.lse(t)).exp();
-  a /= a.sum();
+  softmax_in_place(a);
   Y = ps.Xc.topRows(n).rowwise() - Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(m1, ps.p);
 }
 
@@ -173,7 +191,6 @@ struct simd_token {
 template <class S>
 void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const simd_head<S>& w, bool centred,
                        std::size_t h, const Eigen::Ref<const matrix<S>>& U, index t, mask m) {
-  using std::exp;
   const index p = ps.p;
   const matrix<S>& A = ps.A[h];
   const S* m2 = w.O.data() + t * ps.W;
@@ -184,7 +201,7 @@ void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const s
     for (index j = i; j < p; ++j) k.C(i, j) = k.C(j, i) = *m2++ - one_pass * m1[i] * m1[j];  // C = m2 - m1 m1^T
   if (m == mask::inclusive) {
     k.hv.noalias() = A * U.row(t).transpose();                                     // (p)
-    k.a_tt = exp(k.hv.dot(U.row(t).transpose()) - w.lse(t));                       // l_tt = u_t . A u_t
+    k.a_tt = own_weight(S(k.hv.dot(U.row(t).transpose())), w.lse(t));              // l_tt = u_t . A u_t
     k.d = ps.Xc.row(t).transpose() - Eigen::Map<const vector<S>>(m1, p);           // (p)
     if (ps.one_head) k.g.noalias() = ps.V[0].transpose() * k.hv;                    // (p)
   }

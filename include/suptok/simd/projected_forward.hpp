@@ -127,8 +127,7 @@ void projected_refine(Eigen::Map<matrix<S>> X, vector<S>& ybar, const simd_proje
                       const vector<S>& xbar) {
   const simd_head<S>& w = ps.w;
   vector<S> a = w.Kt.topLeftCorner(w.d_k, end).transpose() * w.Qs.row(t).head(w.d_k).transpose();  // l_ts (end)
-  a = (a.array() - w.lse(t)).exp();
-  a /= a.sum();
+  softmax_in_place(a);
   const matrix<S> Yc = ps.Y.topRows(end).rowwise() - ybar.transpose();  // (end, d_v)
   const matrix<S> Xc = ps.X.topRows(end).rowwise() - xbar.transpose();  // (end, d_k)
   const vector<S> e_y = Yc.transpose() * a, e_x = Xc.transpose() * a;
@@ -154,7 +153,7 @@ void simd_projected_rows(projected_head_state<S>& st, simd_projected_pass<S>& ps
   for (index t = 0; t < N; ++t) {
     const S* o = ps.w.O.data() + t * ldo;
     const S z = o[c.z()];
-    if (!(z > S(0))) continue;  // empty past: X^h_t = 0
+    if (z == S(0)) continue;  // empty past: X^h_t = 0 (a NaN z, from overflowing moments, goes on to a NaN block)
     Eigen::Map<matrix<S>> X(st.XR.data() + t * c.d_v * c.d_k, c.d_v, c.d_k);
     vector<S> ybar = Eigen::Map<const vector<S>>(o + c.sy(), c.d_v) / z;
     const vector<S> xbar = Eigen::Map<const vector<S>>(o + c.sx(), c.d_k) / z;
@@ -169,8 +168,7 @@ void simd_projected_rows(projected_head_state<S>& st, simd_projected_pass<S>& ps
     if (angle.size() > 0)
       for (index i = 0; i < c.d_v; ++i) rotate<S>(X.row(i).transpose(), angle, -1);  // row i <- (R_t^T x_i)^T
     if (!inclusive) continue;
-    using std::exp;
-    st.a_tt(t) = exp(ps.w.Qs.row(t).head(c.d_k).dot(ps.w.Kt.col(t)) - ps.w.lse(t)) / z;
+    st.a_tt(t) = own_weight(S(ps.w.Qs.row(t).head(c.d_k).dot(ps.w.Kt.col(t))), ps.w.lse(t)) / z;
     st.dv.row(t) = ps.Y.row(t) - ybar.transpose();
   }
   ps.refined += refined;
