@@ -19,6 +19,9 @@
 //                    policy), projected form: barrier_per_token(simd{}, U, layer, ...)
 //                    inputs: U (N, p), W_Q, W_K, W_V (H, 64, p), W_O (H, p, 64), b_Q, b_K, b_V (H, 64)
 //                    outputs: b (N - 2)
+//   layer_analysis   analyse(simd{}, U, layer, options) for the layer of layer_barrier_fwd (margins
+//                    estimated, support tokens: signed margin <= 0.1); inputs as layer_barrier_fwd
+//                    outputs: b (N - 2), sigma_min (N - 2) of t = 2..N-1
 //   llama_layer_barrier_fwd  as layer_barrier_fwd for a Llama-shaped layer with no PyTorch side:
 //                    H = p / 128 query heads of width 128 sharing H / 4 key/value heads, rotary
 //                    embeddings (theta 500000), no biases; seeded weights of standard deviation
@@ -183,21 +186,40 @@ std::vector<double> run_fma_peak(int reps) {
   return ms;
 }
 
-std::vector<double> run_layer_barrier(index N, index p, int reps, reader& in, writer& out) {
+// The GPT-2-shaped layer of the layer workloads: H = p / 64 heads of width 64, biases on Q, K, V.
+suptok::layer<float> read_layer(index p, reader& in) {
   const index H = p / 64, d = 64;
-  const mat U = in.next(N, p);
   suptok::layer<float> l;
   for (auto* W : {&l.W_Q, &l.W_K, &l.W_V})
     for (index h = 0; h < H; ++h) W->push_back(in.next(d, p));
   for (index h = 0; h < H; ++h) l.W_O.push_back(in.next(p, d));
   for (auto* b : {&l.b_Q, &l.b_K, &l.b_V})
     for (index h = 0; h < H; ++h) b->push_back(in.next(d, 1));
+  return l;
+}
+
+std::vector<double> run_layer(bool analysis, index N, index p, int reps, reader& in, writer& out) {
+  const mat U = in.next(N, p);
+  const suptok::layer<float> l = read_layer(p, in);
   in.expect_end();
   const suptok::barrier_params bp{suptok::extension::exact};
   const suptok::attention_params ap{suptok::mask::strict, 0};  // tau = sqrt(64)
-  std::vector<float> b;
-  const auto ms = time_runs(reps, [&] { b = suptok::barrier_per_token(suptok::simd{}, U, l, bp, ap); });
-  for (std::size_t t = 2; t < b.size(); ++t) out.put(b[t]);
+  if (!analysis) {
+    std::vector<float> b;
+    const auto ms = time_runs(reps, [&] { b = suptok::barrier_per_token(suptok::simd{}, U, l, bp, ap); });
+    for (std::size_t t = 2; t < b.size(); ++t) out.put(b[t]);
+    return ms;
+  }
+  suptok::analysis_options o;
+  o.attention = ap;
+  o.barrier = bp;
+  o.support = suptok::support_rule::within(0.1);
+  suptok::analysis<float> r;
+  const auto ms = time_runs(reps, [&] { r = suptok::analyse(suptok::simd{}, U, l, o); });
+  for (std::size_t t = 2; t < r.tokens.size(); ++t) out.put(r.tokens[t].b);
+  for (std::size_t t = 2; t < r.tokens.size(); ++t) out.put(r.tokens[t].sigma_min);
+  std::printf("ANALYSIS form %s: %ld support tokens, %ld infeasible\n", suptok::to_string(r.form), long(r.support_count),
+              long(r.infeasible_count));
   return ms;
 }
 
@@ -258,8 +280,8 @@ int main(int argc, char** argv) {
       writer out(argv[7]);
       if (workload == "barrier_fwd" || workload == "barrier_fwd_bwd")
         ms = run_barrier(workload == "barrier_fwd_bwd", B, N, p, reps, in, out);
-      else if (workload == "layer_barrier_fwd" && B == 1 && p % 64 == 0)
-        ms = run_layer_barrier(N, p, reps, in, out);
+      else if ((workload == "layer_barrier_fwd" || workload == "layer_analysis") && B == 1 && p % 64 == 0)
+        ms = run_layer(workload == "layer_analysis", N, p, reps, in, out);
       else if ((workload == "attention_fwd" || workload == "attention_fwd_bwd") && B == 1)
         ms = run_attention(workload == "attention_fwd_bwd", N, p, reps, in, out);
       else
