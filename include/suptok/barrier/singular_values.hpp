@@ -99,6 +99,7 @@ std::vector<S> power_iteration_batch(index n, index m, Apply&& apply, ApplyT&& a
       if (going[std::size_t(j)]) Z.row(j) /= estimate[i];
     }
     keep(going, &Z);
+    if (active.empty()) break;
     const matrix<S> Wt = apply_t(std::as_const(active), std::as_const(Z));  // (k', n)
     going.assign(active.size(), true);
     for (index j = 0; j < index(active.size()); ++j) {
