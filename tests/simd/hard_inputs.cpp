@@ -93,9 +93,9 @@ TEMPLATE_TEST_CASE("simd barrier: attention concentrated far beyond exp's range,
                    float, double) {
   // Tokens scaled by up to 1e100 (double) or 1e10 (float): logits of up to 1e200 (1e20), so the
   // attention is one-hot to the last bit. The centred second pass recomputes logits whose rounding,
-  // eps |l|, is far above 1: its softmax must be shifted by the recomputed logits' own maximum, not
-  // by the kernel's lse (which gave exp overflow or all-zero weights, and a spurious overflow error,
-  // from a scale of 1e10 in double). Checked, for the head stack and a grouped layer with biases
+  // eps |l|, is far above 1: where the kernel's lse does not fit them its softmax must be shifted by
+  // their own maximum (exp(l - lse) overflowed or gave all-zero weights, and a spurious overflow
+  // error, from a scale of 1e10 in double). Checked, for the head stack and a grouped layer with biases
   // and rotary embeddings (projected form):
   //   - strict mask: b_t against the reference in the same precision within 16 eps (|b| + p)
   //     (measured 0: one-hot weights give J_t = I exactly; in float from a scale of 1e5, since at

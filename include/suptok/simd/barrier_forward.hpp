@@ -95,14 +95,17 @@ void simd_barrier_pack(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S
 // Tokens whose one-pass C_t loses more than log2(8) = 3 bits to cancellation are recomputed.
 inline constexpr double moment_refine_ratio = 8;
 
-// a <- softmax(a) for logits recomputed outside the kernel that gave lse: shifted by their own
-// maximum rather than by lse, since a recomputed logit can differ from the kernel's by its rounding,
-// eps |l|, which for concentrated attention (|l| of 1e20, say) overflows exp(l - lse) or takes
-// every weight to 0.
+// a <- softmax(a) for the n logits a recomputed outside the kernel that gave lse: exp(l - lse)
+// normalised to sum 1 when lse fits them (their largest weight in [1/(2n), 2]; in exact arithmetic
+// it lies in [1/n, 1]), else exp(l - max l) normalised. A recomputed logit differs from the
+// kernel's by its rounding, eps |l|, which for concentrated attention (|l| of 1e20, say) is far
+// above 1: exp(l - lse) then overflows, or underflows to 0 or to subnormals.
 template <class S>
-void softmax_in_place(vector<S>& a) {
-  a = (a.array() - a.maxCoeff()).exp();
-  a /= a.sum();
+void softmax_in_place(vector<S>& a, S lse) {
+  vector<S> e = (a.array() - lse).exp();
+  const S top = e.maxCoeff();
+  if (!(top >= S(0.5) / S(a.size()) && top <= S(2))) e = (a.array() - a.maxCoeff()).exp();
+  a = e / e.sum();
 }
 
 // exp(l_tt - lse_t) for a recomputed l_tt: a weight, so at most 1 (see softmax_in_place).
@@ -118,7 +121,7 @@ template <class S>
 void simd_centred_past(vector<S>& a, matrix<S>& Y, const simd_barrier_pass<S>& ps, const simd_head<S>& w, index t,
                        index n, const S* m1) {
   a.noalias() = w.Kt.topLeftCorner(w.d_k, n).transpose() * w.Qs.row(t).head(w.d_k).transpose();  // l_ts (n)
-  softmax_in_place(a);
+  softmax_in_place(a, w.lse(t));
   Y = ps.Xc.topRows(n).rowwise() - Eigen::Map<const Eigen::Matrix<S, 1, Eigen::Dynamic>>(m1, ps.p);
 }
 

@@ -127,7 +127,7 @@ void projected_refine(Eigen::Map<matrix<S>> X, vector<S>& ybar, const simd_proje
                       const vector<S>& xbar) {
   const simd_head<S>& w = ps.w;
   vector<S> a = w.Kt.topLeftCorner(w.d_k, end).transpose() * w.Qs.row(t).head(w.d_k).transpose();  // l_ts (end)
-  softmax_in_place(a);
+  softmax_in_place(a, w.lse(t));
   const matrix<S> Yc = ps.Y.topRows(end).rowwise() - ybar.transpose();  // (end, d_v)
   const matrix<S> Xc = ps.X.topRows(end).rowwise() - xbar.transpose();  // (end, d_k)
   const vector<S> e_y = Yc.transpose() * a, e_x = Xc.transpose() * a;
