@@ -9,27 +9,15 @@
 
 using namespace suptok;
 
-namespace {
-
-analysis_options options_with(mask m, jacobian_form f, margin_method mm) {
-  analysis_options o;
-  o.attention = {m, 0};
-  o.form = f;
-  o.margins = mm;
-  return o;
-}
-
-}  // namespace
-
 TEST_CASE("analyse: estimated margins, both forms, against the exact SVD of J_t", "[layer][analysis]") {
   for (const auto& c : test::layer_cases)
     for (const mask m : {mask::strict, mask::inclusive}) {
       DYNAMIC_SECTION(c.name << ", " << to_string(m)) {
         const auto U = test::random_matrix<double>(12, 5, 71);
         const auto l = test::random_layer<double>(5, c, 72, 0.6);
-        const auto exact = analyse<double>(U, l, options_with(m, jacobian_form::general, margin_method::exact));
+        const auto exact = analyse<double>(U, l, test::options_with(m, jacobian_form::general, margin_method::exact));
         for (const jacobian_form f : {jacobian_form::general, jacobian_form::projected}) {
-          const auto est = analyse<double>(U, l, options_with(m, f, margin_method::estimate));
+          const auto est = analyse<double>(U, l, test::options_with(m, f, margin_method::estimate));
           CHECK(est.form == f);
           for (std::size_t t = 0; t < exact.tokens.size(); ++t) {
             const auto &a = est.tokens[t], &e = exact.tokens[t];
@@ -66,7 +54,7 @@ TEST_CASE("analyse: blocks with entries near the top of double's range keep fini
   for (auto& W : l.W_O) W *= std::ldexp(1.0, 600);
   const attention_params ap{mask::inclusive, 0};
   const auto blocks = jacobian_blocks<double>(U, l, ap);
-  const auto r = analyse<double>(U, l, options_with(mask::inclusive, jacobian_form::general, margin_method::estimate));
+  const auto r = analyse<double>(U, l, test::options_with(mask::inclusive, jacobian_form::general, margin_method::estimate));
   for (std::size_t t = 0; t < blocks.size(); ++t) {
     INFO("token " << t);
     const matrix<double> scaled = std::ldexp(1.0, -600) * blocks[t];
@@ -87,7 +75,7 @@ TEST_CASE("analyse: the penalty and rows agree with the head-stack functions", "
   const auto U = test::random_matrix<double>(10, 4, 81);
   const auto hs = test::random_heads<double>(2, 4, 2, 2, 82, 0.8);
   for (const mask m : {mask::strict, mask::inclusive}) {
-    analysis_options o = options_with(m, jacobian_form::automatic, margin_method::exact);
+    analysis_options o = test::options_with(m, jacobian_form::automatic, margin_method::exact);
     const auto r = analyse<double>(U, hs, o);
     const double penalty = barrier_penalty<double>(U, hs, o.barrier, o.attention);
     // Same blocks formed in a different order: bound 16 eps absolute, measured up to 1.6.
@@ -105,7 +93,7 @@ TEST_CASE("analyse: infeasible tokens have negative signed margins and rank firs
   // Strong heads (weights of scale 2.5) on a strict mask: several tokens cross the barrier.
   const auto U = test::random_matrix<double>(16, 3, 91);
   const auto l = test::random_layer<double>(3, test::layer_cases[0], 92, 2.5);
-  analysis_options o = options_with(mask::strict, jacobian_form::general, margin_method::exact);
+  analysis_options o = test::options_with(mask::strict, jacobian_form::general, margin_method::exact);
   o.support = support_rule::smallest(4);
   const auto r = analyse<double>(U, l, o);
   REQUIRE(r.infeasible_count >= 1);

@@ -207,4 +207,13 @@ matrix<S> naive_layer_mu(const matrix<S>& U, const layer<S>& l, mask m, std::vec
   return mu;
 }
 
+// analyse's options with the mask, form and margin method set, the rest at their defaults.
+inline analysis_options options_with(mask m, jacobian_form f, margin_method mm) {
+  analysis_options o;
+  o.attention = {m, 0};
+  o.form = f;
+  o.margins = mm;
+  return o;
+}
+
 }  // namespace suptok::test

@@ -20,14 +20,6 @@ namespace suptok {  // inside the namespace: `index` would clash with ::index of
 
 namespace {
 
-analysis_options options_with(mask m, jacobian_form f, margin_method mm) {
-  analysis_options o;
-  o.attention = {m, 0};
-  o.form = f;
-  o.margins = mm;
-  return o;
-}
-
 // The singular values of every J_t of the general form in R (one precision above the path checked),
 // descending: the reference for both margin methods.
 template <class R>
@@ -109,10 +101,10 @@ TEMPLATE_TEST_CASE("simd analyse of a layer against the reference one precision 
         const matrix<S> U = test::random_matrix<S>(N, p, 1350 + std::uint64_t(N));
         const matrix<hi_t> U_hi = test::cast<hi_t>(U);
         const layer<hi_t> l_hi = test::cast<hi_t>(l);
-        const auto ref = analyse<hi_t>(U_hi, l_hi, options_with(m, jacobian_form::general, margin_method::exact));
+        const auto ref = analyse<hi_t>(U_hi, l_hi, test::options_with(m, jacobian_form::general, margin_method::exact));
         const auto sv = singular_values_of_blocks<hi_t>(U_hi, l_hi, {m, 0});
         for (const margin_method mm : {margin_method::exact, margin_method::estimate}) {
-          const auto fast = analyse(simd{}, U, l, options_with(m, jacobian_form::automatic, mm));
+          const auto fast = analyse(simd{}, U, l, test::options_with(m, jacobian_form::automatic, mm));
           REQUIRE(fast.form == jacobian_form::projected);  // else the reference path runs itself
           compare_tables(mm == margin_method::exact ? exact : estimate, fast, ref, sv, mm, double(p));
           CHECK(fast.support_count == ref.support_count);
@@ -146,10 +138,10 @@ TEMPLATE_TEST_CASE("simd analyse: a wider layer in tiles of tokens, on one and t
     DYNAMIC_SECTION(to_string(m)) {
       const matrix<hi_t> U_hi = test::cast<hi_t>(U);
       const layer<hi_t> l_hi = test::cast<hi_t>(l);
-      const auto ref = analyse<hi_t>(U_hi, l_hi, options_with(m, jacobian_form::general, margin_method::exact));
+      const auto ref = analyse<hi_t>(U_hi, l_hi, test::options_with(m, jacobian_form::general, margin_method::exact));
       const auto sv = singular_values_of_blocks<hi_t>(U_hi, l_hi, {m, 0});
       table_errors e;
-      const auto o = options_with(m, jacobian_form::projected, margin_method::estimate);
+      const auto o = test::options_with(m, jacobian_form::projected, margin_method::estimate);
       const test::omp_threads one(1);
       const auto fast = analyse(simd{}, U, l, o);
       CHECK(fast.form == jacobian_form::projected);
@@ -189,12 +181,12 @@ TEST_CASE("simd analyse: the head-stack overload and the general form", "[simd][
   const matrix<long double> U_hi = test::cast<long double>(U);
   for (const mask m : {mask::strict, mask::inclusive}) {
     table_errors stack, general;
-    const auto exact = options_with(m, jacobian_form::general, margin_method::exact);
+    const auto exact = test::options_with(m, jacobian_form::general, margin_method::exact);
     const layer<long double> stack_hi = as_layer(test::cast<long double>(hs)), l_hi = test::cast<long double>(l);
-    compare_tables(stack, analyse(simd{}, U, hs, options_with(m, jacobian_form::automatic, margin_method::estimate)),
+    compare_tables(stack, analyse(simd{}, U, hs, test::options_with(m, jacobian_form::automatic, margin_method::estimate)),
                    analyse<long double>(U_hi, stack_hi, exact), singular_values_of_blocks(U_hi, stack_hi, {m, 0}),
                    margin_method::estimate, double(p));
-    const auto fast_general = analyse(simd{}, U, l, options_with(m, jacobian_form::general, margin_method::estimate));
+    const auto fast_general = analyse(simd{}, U, l, test::options_with(m, jacobian_form::general, margin_method::estimate));
     CHECK(fast_general.form == jacobian_form::general);
     compare_tables(general, fast_general, analyse<long double>(U_hi, l_hi, exact),
                    singular_values_of_blocks(U_hi, l_hi, {m, 0}), margin_method::estimate, double(p));

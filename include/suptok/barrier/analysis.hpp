@@ -217,21 +217,29 @@ void validate_analyse_call(const Eigen::Ref<const matrix<S>>& U, const layer<S>&
           "options.support.q", "must lie in (0, 1], got ", rule.q);
 }
 
+// analyse's steps for a backend: validation, the form, the rows (the general form on the reference
+// path; the projected form by `projected(r, U, layer, options)`), the support tokens and totals.
+template <class S, class Projected>
+analysis<S> analyse_with(const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer, const analysis_options& options,
+                         Projected&& projected) {
+  validate_analyse_call<S>(U, layer, options);
+  analysis<S> r;
+  r.tokens.reserve(static_cast<std::size_t>(U.rows()));
+  r.form = resolve_form(options.form, U.rows(), layer);
+  if (r.form == jacobian_form::projected)
+    projected(r, U, layer, options);
+  else
+    analyse_general<S>(r, U, layer, options);
+  finish_analysis<S>(r, options);
+  return r;
+}
+
 }  // namespace detail
 
 // The per-token table and totals of one layer on one sequence U (N, p).
 template <class S>
 analysis<S> analyse(const_ref<S> U, const layer<S>& layer, const analysis_options& options = {}) {
-  detail::validate_analyse_call<S>(U, layer, options);
-  analysis<S> r;
-  r.tokens.reserve(static_cast<std::size_t>(U.rows()));
-  r.form = resolve_form(options.form, U.rows(), layer);
-  if (r.form == jacobian_form::projected)
-    detail::analyse_projected<S>(r, U, layer, options);
-  else
-    detail::analyse_general<S>(r, U, layer, options);
-  detail::finish_analysis<S>(r, options);
-  return r;
+  return detail::analyse_with<S>(U, layer, options, detail::analyse_projected<S>);
 }
 
 // The same for a plain head stack.

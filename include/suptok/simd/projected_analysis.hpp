@@ -235,16 +235,7 @@ void simd_projected_analysis(analysis<S>& r, const Eigen::Ref<const matrix<S>>& 
 template <class S>
 analysis<S> analyse(simd, const_ref<S> U, const layer<S>& layer, const analysis_options& options = {}) {
   detail::simd_require_scalar<S>();
-  detail::validate_analyse_call<S>(U, layer, options);
-  analysis<S> r;
-  r.tokens.reserve(static_cast<std::size_t>(U.rows()));
-  r.form = resolve_form(options.form, U.rows(), layer);
-  if (r.form == jacobian_form::projected)
-    detail::simd_projected_analysis<S>(r, U, layer, options);
-  else
-    detail::analyse_general<S>(r, U, layer, options);
-  detail::finish_analysis<S>(r, options);
-  return r;
+  return detail::analyse_with<S>(U, layer, options, detail::simd_projected_analysis<S>);
 }
 
 // The same for a plain head stack.
