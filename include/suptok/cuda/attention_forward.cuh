@@ -14,7 +14,7 @@
 // shuffles, and accumulates O_t: lane j keeps the output columns j, j + 32, ... of its warp's
 // rows in registers (Chunks = d_v / 32 rounded up to a power of two), reading p_ts by shuffle.
 //
-// With backend.tensor_cores set, bf16 and fp16 storage with d_k == d_v in {64, 128} and rows on 16
+// Unless backend.tensor_cores is cleared, bf16 and fp16 storage with d_k == d_v in {64, 128} and rows on 16
 // bytes take the tensor-core kernel of cuda/attention_forward_mma.cuh instead (the rule:
 // attention_uses_mma).
 #pragma once

@@ -1,8 +1,8 @@
 // suptok/cuda/attention_forward_mma.cuh: the tensor-core causal attention forward for bf16 and
 // fp16 storage (nvcc, sm_80 and later), FlashAttention-2 style. Same result as the scalar kernel
-// of cuda/attention_forward.cuh, which dispatches here when the caller sets cuda::tensor_cores and
-// attention_uses_mma holds (cuda/attention_plan.hpp: d_k == d_v = D in {64, 128}, rows on 16
-// bytes). Not yet run on a GPU: hence the opt-in.
+// of cuda/attention_forward.cuh, which dispatches here unless the caller clears cuda::tensor_cores,
+// when attention_uses_mma holds (cuda/attention_plan.hpp: d_k == d_v = D in {64, 128}, rows on
+// 16 bytes). Verified on an H200 (tests/cuda/attention_forward.cu, docs/cuda.md).
 //
 // One block: 4 warps, cuda_mma_tile = 64 queries of one sequence-head; warp w owns the 16 query
 // rows q0 + 16 w + [0, 16), whose Q (16, D) it holds in registers as D / 16 A fragments. Per key
@@ -10,7 +10,8 @@
 //   S (16, 64) = Q K^T            D / 16 x 8 mma.m16n8k16 (K rows, key-major in shared memory, are
 //                                 the col-major B operand as they are: ldmatrix without .trans)
 //   x = S log2(e) / tau           in float; the diagonal tile masks s >= past_end(t) to -inf
-//   m' = max(m, max_s x),  p = exp2(x - m'),  l = l exp2(m - m') + sum_s p,  acc *= exp2(m - m')
+//   m' = max(m, max_s x),  p = exp2(x - m') (one FMA and the SFU's exp2),
+//   l = l exp2(m - m') + sum_s p,  acc *= exp2(m - m')
 //   acc (16, D) += P V            P rounded to T in registers: the accumulators of n-tiles 2j and
 //                                 2j + 1 are the A fragment of keys 16 j + [0, 16); V by ldmatrix.trans
 // and at the end O_t = acc / l (0 when l = 0: an empty past) and lse_t = m ln 2 + log l.
@@ -73,6 +74,14 @@ __device__ inline void mma_16816<__half>(float (&c)[4], const std::uint32_t (&a)
       "{%0, %1, %2, %3};\n"
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// 2^x by the SFU (ex2.approx.ftz.f32: relative error about 2^-22, subnormal results flushed to
+// 0, exp2(-inf) = 0); the weights it gives are at most 1 and are summed into l_t >= 1.
+__device__ inline float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
 }
 
 // Four 8 x 8 matrices of 2-byte elements from shared memory: lanes 8 i .. 8 i + 7 give the
@@ -194,32 +203,34 @@ __global__ void __launch_bounds__(32 * cuda_attention_warps)
         mma_16816<T>(s[2 * n + 1], qa[kk], kb[2], kb[3]);
       }
 
-    // Online softmax of rows row[h], from logits in log2 units: x = l_ts log2(e).
+    // Online softmax of rows row[h] in log2 units, x = l_ts log2(e) = S scale_log2: the maximum
+    // taken on S (scale_log2 > 0 keeps the order), then p = exp2(S scale_log2 - m') by one FMA.
     const bool diagonal = k0 + tile > q0;  // the only tile with keys outside some row's past
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       const index end = past_end(row[h], m);
-      float tile_max = row_max[h];
+      float s_max = -INFINITY;
 #pragma unroll
       for (int n = 0; n < tile / 8; ++n)
 #pragma unroll
         for (int e = 2 * h; e < 2 * h + 2; ++e) {
           const index key = k0 + 8 * n + 2 * c + e % 2;
-          s[n][e] = diagonal && key >= end ? -INFINITY : s[n][e] * scale_log2;
-          tile_max = fmaxf(tile_max, s[n][e]);
+          if (diagonal && key >= end) s[n][e] = -INFINITY;
+          s_max = fmaxf(s_max, s[n][e]);
         }
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(full_warp, tile_max, 1));
-      tile_max = fmaxf(tile_max, __shfl_xor_sync(full_warp, tile_max, 2));
+      s_max = fmaxf(s_max, __shfl_xor_sync(full_warp, s_max, 1));
+      s_max = fmaxf(s_max, __shfl_xor_sync(full_warp, s_max, 2));
+      const float tile_max = fmaxf(row_max[h], s_max * scale_log2);
       // -inf while every key so far is masked (t = 0, strict): p = 0, and no -inf - -inf.
       const float base = tile_max == -INFINITY ? 0.f : tile_max;
-      const float rescale = exp2f(row_max[h] - base);  // 0 on the row's first keys, 1 if m holds
+      const float rescale = fast_exp2(row_max[h] - base);  // 0 on the row's first keys, 1 if m holds
       row_max[h] = tile_max;
       float sum = 0.f;
 #pragma unroll
       for (int n = 0; n < tile / 8; ++n)
 #pragma unroll
         for (int e = 2 * h; e < 2 * h + 2; ++e) {
-          s[n][e] = exp2f(s[n][e] - base);
+          s[n][e] = fast_exp2(fmaf(s[n][e], scale_log2, -base));
           sum += s[n][e];
         }
       row_sum[h] = row_sum[h] * rescale + sum;  // this lane's columns only; quad-reduced at the end

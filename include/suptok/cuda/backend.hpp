@@ -6,9 +6,10 @@
 //                               synchronising. `blas` is the caller's cuBLAS handle, needed by
 //                               the calls that use cuBLAS (the barrier); they run it on `stream`
 //                               and give the handle back with its stream and math mode as found.
-//                               `tensor_cores` opts in to the tensor-core attention forward
-//                               (bf16 and fp16; docs/cuda.md): off by default until it has been
-//                               verified on a GPU.
+//                               `tensor_cores` (on by default) lets the attention forward take
+//                               its tensor-core kernel for bf16 and fp16 where it applies
+//                               (docs/cuda.md); false keeps the scalar kernel, which also
+//                               multiplies P V with P in float.
 //   suptok::cuda_error          thrown when a CUDA runtime or cuBLAS call fails; what() names the call
 #pragma once
 
@@ -23,7 +24,7 @@ namespace suptok {
 struct cuda {
   cudaStream_t stream = nullptr;
   cublasHandle_t blas = nullptr;
-  bool tensor_cores = false;
+  bool tensor_cores = true;
 };
 
 class cuda_error : public std::runtime_error {
