@@ -27,6 +27,9 @@
 //                    embeddings (theta 500000), no biases; seeded weights of standard deviation
 //                    0.02 and U ~ N(0, 1) made here (INPUTS and OUTPUTS are ignored); prints the
 //                    number of infeasible tokens (t >= 2) and the range and mean of the other b_t
+//   llama_layer_analysis  analyse(simd{}, U, layer, options) for that layer (margins estimated,
+//                    support tokens: signed margin <= 0.1); prints the support and infeasible
+//                    counts and the range of sigma_min over t >= 2
 //   fma_peak         no inputs or outputs: the fp32 FMA rate of one thread (GFLOP/s, printed), from
 //                    independent fused multiply-adds on registers of the widest vectors the build
 //                    targets (xsimd's default architecture)
@@ -223,7 +226,7 @@ std::vector<double> run_layer(bool analysis, index N, index p, int reps, reader&
   return ms;
 }
 
-std::vector<double> run_llama_layer_barrier(index N, index p, int reps) {
+std::vector<double> run_llama_layer(bool analysis, index N, index p, int reps) {
   const index H = p / 128, G = H / 4, d = 128;
   std::mt19937_64 gen(20261203);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -239,8 +242,23 @@ std::vector<double> run_llama_layer_barrier(index N, index p, int reps) {
   const mat U = random(N, p, 1.0f);
   const suptok::barrier_params bp{suptok::extension::exact};
   const suptok::attention_params ap{suptok::mask::strict, 0};  // tau = sqrt(128)
-  std::vector<float> b;
-  const auto ms = time_runs(reps, [&] { b = suptok::barrier_per_token(suptok::simd{}, U, l, bp, ap); });
+  std::vector<float> b, sigma_min;
+  std::vector<double> ms;
+  if (analysis) {
+    suptok::analysis_options o;
+    o.attention = ap;
+    o.barrier = bp;
+    o.support = suptok::support_rule::within(0.1);
+    suptok::analysis<float> r;
+    ms = time_runs(reps, [&] { r = suptok::analyse(suptok::simd{}, U, l, o); });
+    for (const auto& row : r.tokens) b.push_back(row.b), sigma_min.push_back(row.sigma_min);
+    std::printf("ANALYSIS form %s: %ld support tokens, %ld infeasible; sigma_min over t >= 2 in [%g, %g]\n",
+                suptok::to_string(r.form), long(r.support_count), long(r.infeasible_count),
+                double(*std::min_element(sigma_min.begin() + 2, sigma_min.end())),
+                double(*std::max_element(sigma_min.begin() + 2, sigma_min.end())));
+  } else {
+    ms = time_runs(reps, [&] { b = suptok::barrier_per_token(suptok::simd{}, U, l, bp, ap); });
+  }
   double lo = INFINITY, hi = -INFINITY, sum = 0;
   index infeasible = 0;  // det J_t <= 0: b_t = +inf under the exact policy
   for (auto it = b.begin() + 2; it != b.end(); ++it) {
@@ -273,8 +291,9 @@ int main(int argc, char** argv) {
       ms = {0.0};
     } else if (workload == "fma_peak") {
       ms = run_fma_peak(reps);
-    } else if (workload == "llama_layer_barrier_fwd" && B == 1 && p % 512 == 0 && N > 2) {
-      ms = run_llama_layer_barrier(N, p, reps);
+    } else if ((workload == "llama_layer_barrier_fwd" || workload == "llama_layer_analysis") && B == 1 &&
+               p % 512 == 0 && N > 2) {
+      ms = run_llama_layer(workload == "llama_layer_analysis", N, p, reps);
     } else {
       reader in(argv[6]);
       writer out(argv[7]);

@@ -9,9 +9,11 @@
 //   J x      = x - W (Y_t x)                 J^T x    = x - Y_t^T (W^T x)
 //   J^{-1} x = x + W (I - K_t)^{-1} Y_t x     J^{-T} x = x + Y_t^T (I - K_t)^{-T} W^T x
 // The vectors of the tokens of a tile iterate together as the rows of one (k, p) matrix, so W,
-// W^T and the stacked W_Q (W_V, W_K) apply as matrix products once per step for the whole tile;
-// per token remain the products with XR^h_t (d_v, d_k) and, for sigma_min, two triangular solves
-// with the LU of I - K_t kept from the determinant (simd/recursive_lu.hpp). A tile holds
+// W^T and, under the strict mask, the stacked W_Q apply as matrix products once per step for the
+// whole tile; per token remain the products with XR^h_t (d_v, d_k) and, for sigma_min, two
+// triangular solves with the LU of I - K_t kept from the determinant (simd/recursive_lu.hpp).
+// Under the inclusive mask, where Y_t x would need three stacked products (W_Q, W_V, W_K), each
+// token's Y_t (n, p) is formed once and applied as it is. A tile holds
 // projected_tile_tokens(n) tokens (their LUs take at most 16 MiB); threads take whole tiles, and
 // the tiles depend on N and n only, so the results do not change with the number of threads.
 // margins = exact forms J_t = I - W Y_t and takes its SVD, as the reference path does. Layers for
@@ -63,10 +65,34 @@ Eigen::Map<const matrix<S>> head_XR(const projected_head_state<S>& st, index t) 
   return {st.XR.data() + t * st.d_v * st.d_k, st.d_v, st.d_k};
 }
 
-// Rows (Y_t x)^T (k, n) for the rows x of X (k, p), row j of token token[j].
+// Y <- Y_t (n, p): rows of head h XR^h_t W_Q[h] / tau_h [inclusive: + a_tt W_V[g]
+// + a_tt dv_t (q'_t^T W_K[g] / tau_h)]; n d_k p multiply-adds.
+template <class S>
+void form_Y(matrix<S>& Y, const simd_projected_pass<S>& ps, const projected_operators<S>& o, index t) {
+  const bool inclusive = o.WV.size() > 0;
+  Y.resize(ps.n, o.WQ.cols());
+  for (std::size_t h = 0; h < ps.heads.size(); ++h) {
+    const projected_head_state<S>& st = ps.heads[h];
+    const index k0 = o.k_offset[h];
+    auto rows = Y.middleRows(st.offset, st.d_v);
+    rows.noalias() = head_XR(st, t) * o.WQ.middleRows(k0, st.d_k);
+    if (!inclusive || st.a_tt(t) == S(0)) continue;
+    rows += st.a_tt(t) * o.WV.middleRows(st.offset, st.d_v);
+    const Eigen::Matrix<S, 1, Eigen::Dynamic> r = st.Qp.row(t) * o.WK.middleRows(k0, st.d_k);  // (p)
+    rows.noalias() += (st.a_tt(t) * st.dv.row(t).transpose()) * r;
+  }
+}
+
+// Rows (Y_t x)^T (k, n) for the rows x of X (k, p), row j of token token[j]: by the formed Y_t
+// (Y[j], when given), else through the stacked projections.
 template <class S>
 matrix<S> apply_Y(const simd_projected_pass<S>& ps, const projected_operators<S>& o, const std::vector<index>& token,
-                  const matrix<S>& X) {
+                  const matrix<S>& X, const std::vector<const matrix<S>*>& Y = {}) {
+  if (!Y.empty()) {
+    matrix<S> out(X.rows(), ps.n);
+    for (index j = 0; j < X.rows(); ++j) out.row(j).noalias() = X.row(j) * Y[std::size_t(j)]->transpose();
+    return out;
+  }
   const bool inclusive = o.WV.size() > 0;
   const matrix<S> Qx = X * o.WQ.transpose();  // (k, n_k)
   matrix<S> Vx, Kx;
@@ -90,7 +116,13 @@ matrix<S> apply_Y(const simd_projected_pass<S>& ps, const projected_operators<S>
 // Rows (Y_t^T z)^T (k, p) for the rows z of Z (k, n), row j of token token[j].
 template <class S>
 matrix<S> apply_Y_transposed(const simd_projected_pass<S>& ps, const projected_operators<S>& o,
-                             const std::vector<index>& token, const matrix<S>& Z) {
+                             const std::vector<index>& token, const matrix<S>& Z,
+                             const std::vector<const matrix<S>*>& Y = {}) {
+  if (!Y.empty()) {
+    matrix<S> out(Z.rows(), o.WQ.cols());
+    for (index j = 0; j < Z.rows(); ++j) out.row(j).noalias() = Z.row(j) * *Y[std::size_t(j)];
+    return out;
+  }
   const bool inclusive = o.WV.size() > 0;
   matrix<S> R(Z.rows(), o.WQ.rows()), Zv, Rk;  // R: rows (XR^h_t^T z_h), stacked over heads
   if (inclusive) Zv.setZero(Z.rows(), ps.n), Rk.setZero(Z.rows(), o.WQ.rows());
@@ -125,6 +157,7 @@ struct projected_tile {
   std::vector<matrix<S>> lu;            // P (I - K_t) = L U in place (recursive_lu)
   std::vector<std::vector<index>> pivot;
   std::vector<signed_log_det<S>> ld;
+  std::vector<matrix<S>> Y;             // Y_t (n, p) formed once per token, when the tile does (below)
 };
 
 // sigma_min and sigma_max of J_t for every token of the tile.
@@ -136,10 +169,11 @@ void projected_tile_margins(std::vector<extreme_singular_values<S>>& sv, const p
   const matrix<S>& W = ps.W;
   if (options.margins == margin_method::exact) {
     using dense = Eigen::Matrix<S, Eigen::Dynamic, Eigen::Dynamic>;
+    matrix<S> Y;
     for (index i = 0; i < tile.size; ++i) {
       const index t = tile.first + i;
-      const matrix<S> Yt_transposed = apply_Y(ps, o, std::vector<index>(std::size_t(p), t), matrix<S>(matrix<S>::Identity(p, p)));
-      const dense J = matrix<S>(matrix<S>::Identity(p, p) - W * Yt_transposed.transpose());
+      form_Y(Y, ps, o, t);
+      const dense J = matrix<S>(matrix<S>::Identity(p, p) - W * Y);
       const vector<S> s = Eigen::BDCSVD<dense>(J).singularValues();
       sv[std::size_t(t)] = {s(p - 1), s(0)};
     }
@@ -151,6 +185,12 @@ void projected_tile_margins(std::vector<extreme_singular_values<S>>& sv, const p
     for (std::size_t j = 0; j < active.size(); ++j) t[j] = tile.first + local[std::size_t(active[j])];
     return t;
   };
+  const auto formed_Y = [&](const std::vector<index>& local, const std::vector<index>& active) {
+    std::vector<const matrix<S>*> Y;
+    if (tile.Y.empty()) return Y;
+    for (index a : active) Y.push_back(&tile.Y[std::size_t(local[std::size_t(a)])]);
+    return Y;
+  };
   std::vector<index> all(std::size_t(tile.size)), nonsingular;
   for (index i = 0; i < tile.size; ++i) {
     all[std::size_t(i)] = i;
@@ -160,17 +200,17 @@ void projected_tile_margins(std::vector<extreme_singular_values<S>>& sv, const p
       p, tile.size,
       [&](const std::vector<index>& a, const matrix<S>& X) -> matrix<S> {  // J x
         matrix<S> Z = X;
-        Z.noalias() -= apply_Y(ps, o, tokens_of(all, a), X) * W.transpose();
+        Z.noalias() -= apply_Y(ps, o, tokens_of(all, a), X, formed_Y(all, a)) * W.transpose();
         return Z;
       },
       [&](const std::vector<index>& a, const matrix<S>& X) -> matrix<S> {  // J^T x
-        return X - apply_Y_transposed(ps, o, tokens_of(all, a), matrix<S>(X * W));
+        return X - apply_Y_transposed(ps, o, tokens_of(all, a), matrix<S>(X * W), formed_Y(all, a));
       },
       options.iteration);
   const std::vector<S> inverse_norm = power_iteration_batch<S>(
       p, index(nonsingular.size()),
       [&](const std::vector<index>& a, const matrix<S>& X) -> matrix<S> {  // J^{-1} x
-        matrix<S> V = apply_Y(ps, o, tokens_of(nonsingular, a), X);
+        matrix<S> V = apply_Y(ps, o, tokens_of(nonsingular, a), X, formed_Y(nonsingular, a));
         for (std::size_t j = 0; j < a.size(); ++j) {
           const std::size_t i = std::size_t(nonsingular[std::size_t(a[j])]);
           lu_solve_row<S>(tile.lu[i], tile.pivot[i], V.row(index(j)));
@@ -185,7 +225,7 @@ void projected_tile_margins(std::vector<extreme_singular_values<S>>& sv, const p
           const std::size_t i = std::size_t(nonsingular[std::size_t(a[j])]);
           lu_solve_transposed_row<S>(tile.lu[i], tile.pivot[i], V.row(index(j)));
         }
-        return X + apply_Y_transposed(ps, o, tokens_of(nonsingular, a), V);
+        return X + apply_Y_transposed(ps, o, tokens_of(nonsingular, a), V, formed_Y(nonsingular, a));
       },
       options.iteration);
   for (index i = 0; i < tile.size; ++i) sv[std::size_t(tile.first + i)] = {S(0), largest[std::size_t(i)]};
@@ -204,6 +244,10 @@ void simd_projected_analysis(analysis<S>& r, const Eigen::Ref<const matrix<S>>& 
   const index N = ps.N, n = ps.n, per_tile = projected_tile_tokens<S>(n), tiles = (N + per_tile - 1) / per_tile;
   std::vector<signed_log_det<S>> ld(static_cast<std::size_t>(N));
   std::vector<extreme_singular_values<S>> sv(static_cast<std::size_t>(N));
+  // Under the inclusive mask a step through the stacked projections costs three (n, p) products
+  // per row, forming Y_t once one (and n d_k p per token): measured faster in both precisions
+  // (docs/performance.md); under the strict mask the stacked form shares W_Q over the tile.
+  const bool form_Y_per_token = m == mask::inclusive && options.margins == margin_method::estimate;
 #pragma omp parallel if (tiles > 1 && simd_kernels::worth_threads(double(n) * double(n) * double(n)))
   {
     projected_tile<S> tile;
@@ -219,6 +263,8 @@ void simd_projected_analysis(analysis<S>& r, const Eigen::Ref<const matrix<S>>& 
         tile.ld[std::size_t(i)] = recursive_lu_log_det<S>(tile.lu[std::size_t(i)], tile.pivot[std::size_t(i)]);
         ld[std::size_t(tile.first + i)] = tile.ld[std::size_t(i)];
       }
+      tile.Y.resize(form_Y_per_token ? std::size_t(tile.size) : 0);
+      for (index i = 0; i < index(tile.Y.size()); ++i) form_Y(tile.Y[std::size_t(i)], ps, o, tile.first + i);
       projected_tile_margins(sv, tile, ps, o, options);
     }
   }
