@@ -12,8 +12,9 @@
 // W^T and, under the strict mask, the stacked W_Q apply as matrix products once per step for the
 // whole tile; per token remain the products with XR^h_t (d_v, d_k) and, for sigma_min, two
 // triangular solves with the LU of I - K_t kept from the determinant (simd/recursive_lu.hpp).
-// Under the inclusive mask, where Y_t x would need three stacked products (W_Q, W_V, W_K), each
-// token's Y_t (n, p) is formed once and applied as it is. A tile holds
+// Under the inclusive mask, where Y_t x would need three stacked products (W_Q, W_V, W_K), and
+// when the LUs' memory allows fewer than 16 tokens per tile, each token's Y_t (n, p) is formed
+// once and the tokens iterate one at a time instead. A stacked tile holds
 // projected_tile_tokens(n) tokens (their LUs take at most 16 MiB); threads take whole tiles, and
 // the tiles depend on N and n only, so the results do not change with the number of threads.
 // margins = exact forms J_t = I - W Y_t and takes its SVD, as the reference path does. Layers for
@@ -241,13 +242,15 @@ void simd_projected_analysis(analysis<S>& r, const Eigen::Ref<const matrix<S>>& 
   simd_projected_pass<S> ps;
   simd_projected_moments(ps, U, layer, options.attention);
   const projected_operators<S> o = projected_operators_of(ps, layer, options.attention);
-  const index N = ps.N, n = ps.n, per_tile = projected_tile_tokens<S>(n), tiles = (N + per_tile - 1) / per_tile;
+  // The stacked projections pay off when a step shares them over a full tile: under the strict
+  // mask (one (n_k, p) product per step) with 16 tokens per tile. Under the inclusive mask (three
+  // products per step) or with smaller tiles, each token's Y_t is formed once (n d_k p) and the
+  // tokens iterate one at a time, which keeps Y_t and the LU in cache (docs/performance.md).
+  const index stacked_tile = projected_tile_tokens<S>(ps.n);
+  const bool form_Y_per_token = options.margins == margin_method::estimate && (m == mask::inclusive || stacked_tile < 16);
+  const index N = ps.N, n = ps.n, per_tile = form_Y_per_token ? 1 : stacked_tile, tiles = (N + per_tile - 1) / per_tile;
   std::vector<signed_log_det<S>> ld(static_cast<std::size_t>(N));
   std::vector<extreme_singular_values<S>> sv(static_cast<std::size_t>(N));
-  // Under the inclusive mask a step through the stacked projections costs three (n, p) products
-  // per row, forming Y_t once one (and n d_k p per token): measured faster in both precisions
-  // (docs/performance.md); under the strict mask the stacked form shares W_Q over the tile.
-  const bool form_Y_per_token = m == mask::inclusive && options.margins == margin_method::estimate;
 #pragma omp parallel if (tiles > 1 && simd_kernels::worth_threads(double(n) * double(n) * double(n)))
   {
     projected_tile<S> tile;
