@@ -181,7 +181,7 @@ template <class S>
 void analyse_projected(analysis<S>& r, const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
                        const analysis_options& o) {
   const index p = U.cols();
-  const projected_products<S> pp = projected_products_of(layer, o.attention, p);
+  const projected_products<S> pp = projected_products_of(layer, o.attention);
   const matrix<S>& W = pp.W;  // (p, n)
   for_each_projected_block<S>(U, layer, o.attention, pp, true, [&](index t, const matrix<S>& K, const matrix<S>& Y) {
     const Eigen::PartialPivLU<matrix<S>> lu(matrix<S>::Identity(K.rows(), K.cols()) - K);  // I - K_t

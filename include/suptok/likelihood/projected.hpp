@@ -65,38 +65,54 @@ inline void validate_form(jacobian_form form, const std::string& argument) {
           argument, "unknown form ", static_cast<int>(form));
 }
 
-// The per-layer products of the projected form and the row offset of each head in K_t.
+// (p, n) = [W_O[0] ... W_O[H-1]]
 template <class S>
-struct projected_products {
-  std::vector<std::vector<matrix<S>>> P;   // P[h][h']  (d_k, d_v')
-  std::vector<std::vector<matrix<S>>> KO;  // KO[h][h'] = W_K[g(h)] W_O[h'] / tau_h  (d_k, d_v'), inclusive
-  std::vector<std::vector<matrix<S>>> VO;  // VO[h][h'] = W_V[g(h)] W_O[h']  (d_v, d_v'), inclusive
-  std::vector<index> offset;               // H + 1 row offsets; offset[H] = n
-  matrix<S> W;                             // (p, n) = [W_O[0] ... W_O[H-1]]
+matrix<S> concatenated_outputs(const layer<S>& layer) {
+  index n = 0;
+  for (const matrix<S>& W_O : layer.W_O) n += W_O.cols();
+  matrix<S> W(layer.p(), n);
+  for (std::size_t h = 0, c0 = 0; h < layer.W_O.size(); c0 += std::size_t(layer.W_O[h].cols()), ++h)
+    W.middleCols(index(c0), layer.W_O[h].cols()) = layer.W_O[h];
+  return W;
+}
+
+// The per-head products of the projected form, concatenated over the heads h' of K_t's columns
+// (W = [W_O[0] ... W_O[H-1]] (p, n)): rows of head h in K_t are XR P [inclusive: + a_tt VO + a_tt Dv_t (q'_t^T KO)].
+template <class S>
+struct projected_head_products {
+  matrix<S> P;   // (d_k, n)  W_Q[h] W / tau
+  matrix<S> KO;  // (d_k, n)  W_K[g] W / tau, inclusive (else empty)
+  matrix<S> VO;  // (d_v, n)  W_V[g] W, inclusive (else empty)
 };
 
 template <class S>
-projected_products<S> projected_products_of(const layer<S>& layer, const attention_params& params, index p) {
-  const std::size_t H = layer.W_Q.size();
+projected_head_products<S> projected_head_products_of(const layer<S>& layer, std::size_t h, const matrix<S>& W,
+                                                      const S& tau, mask m) {
+  const std::size_t g = layer.group_of(h);
+  projected_head_products<S> hp{layer.W_Q[h] * W / tau, {}, {}};
+  if (m != mask::inclusive) return hp;
+  hp.KO.noalias() = layer.W_K[g] * W / tau;
+  hp.VO.noalias() = layer.W_V[g] * W;
+  return hp;
+}
+
+// The products of every head and the row offset of each head in K_t.
+template <class S>
+struct projected_products {
+  std::vector<projected_head_products<S>> heads;
+  std::vector<index> offset;  // H + 1 row offsets; offset[H] = n
+  matrix<S> W;                // (p, n) = [W_O[0] ... W_O[H-1]]
+};
+
+template <class S>
+projected_products<S> projected_products_of(const layer<S>& layer, const attention_params& params) {
   projected_products<S> pp;
   pp.offset.assign(1, 0);
-  for (std::size_t h = 0; h < H; ++h) pp.offset.push_back(pp.offset.back() + layer.W_O[h].cols());
-  pp.W.resize(p, pp.offset.back());
-  for (std::size_t h = 0; h < H; ++h) pp.W.middleCols(pp.offset[h], layer.W_O[h].cols()) = layer.W_O[h];
-  const bool inclusive = params.causal_mask == mask::inclusive;
-  pp.P.resize(H);
-  pp.KO.resize(inclusive ? H : 0);
-  pp.VO.resize(inclusive ? H : 0);
-  for (std::size_t h = 0; h < H; ++h) {
-    const S tau = layer_temperature(layer, h, params);
-    const std::size_t g = layer.group_of(h);
-    for (std::size_t k = 0; k < H; ++k) {
-      pp.P[h].push_back(layer.W_Q[h] * layer.W_O[k] / tau);
-      if (!inclusive) continue;
-      pp.KO[h].push_back(layer.W_K[g] * layer.W_O[k] / tau);
-      pp.VO[h].push_back(layer.W_V[g] * layer.W_O[k]);
-    }
-  }
+  for (const matrix<S>& W_O : layer.W_O) pp.offset.push_back(pp.offset.back() + W_O.cols());
+  pp.W = concatenated_outputs(layer);
+  for (std::size_t h = 0; h < layer.W_Q.size(); ++h)
+    pp.heads.push_back(
+        projected_head_products_of(layer, h, pp.W, layer_temperature(layer, h, params), params.causal_mask));
   return pp;
 }
 
@@ -144,13 +160,12 @@ void for_each_projected_block(const Eigen::Ref<const matrix<S>>& U, const layer<
       const projected_head_moment<S> hm = projected_head_moment_at<S>(t, layer, pass, m);
       const bool incl = m == mask::inclusive;
       const S a_tt = incl ? pass.a(t, t) : S(0);
-      for (std::size_t k = 0; k < H; ++k) {
-        auto block = K.block(r0, pp.offset[k], d_v, pp.offset[k + 1] - pp.offset[k]);
-        block.noalias() = hm.XR * pp.P[h][k];
-        if (incl) {
-          block += a_tt * pp.VO[h][k];
-          block.noalias() += (a_tt * hm.Dv.row(t).transpose()) * (pass.Qp.row(t) * pp.KO[h][k]);
-        }
+      const projected_head_products<S>& hp = pp.heads[h];
+      auto block = K.middleRows(r0, d_v);  // (d_v, n)
+      block.noalias() = hm.XR * hp.P;
+      if (incl) {
+        block += a_tt * hp.VO;
+        block.noalias() += (a_tt * hm.Dv.row(t).transpose()) * (pass.Qp.row(t) * hp.KO);
       }
       if (!with_rows) continue;
       auto rows = Y.middleRows(r0, d_v);
@@ -172,7 +187,7 @@ std::vector<matrix<S>> projected_blocks(const_ref<S> U, const layer<S>& layer, c
   detail::validate_layer_attention<S>(U, layer, params);
   std::vector<matrix<S>> K;
   K.reserve(static_cast<std::size_t>(U.rows()));
-  detail::for_each_projected_block<S>(U, layer, params, detail::projected_products_of(layer, params, U.cols()), false,
+  detail::for_each_projected_block<S>(U, layer, params, detail::projected_products_of(layer, params), false,
                                       [&](index, const matrix<S>& K_t, const matrix<S>&) { K.push_back(K_t); });
   return K;
 }

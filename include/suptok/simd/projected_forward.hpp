@@ -53,12 +53,10 @@ template <class S>
 struct projected_head_state {
   index offset = 0, d_v = 0, d_k = 0;  // rows [offset, offset + d_v) of K_t
   matrix<S> XR;   // (N, d_v d_k)  row t: XR^h_t, row-major
-  matrix<S> P;    // (d_k, n)      W_Q[h] W / tau
+  projected_head_products<S> products;  // P = W_Q[h] W / tau [inclusive: KO, VO]
   vector<S> a_tt; // (N)           inclusive: the weight of key t for query t, else empty
   matrix<S> dv;   // (N, d_v)      inclusive: y_t - ybar_t
   matrix<S> Qp;   // (N, d_k)      inclusive: unrotated queries q'_t
-  matrix<S> VO;   // (d_v, n)      inclusive: W_V[g] W
-  matrix<S> KO;   // (d_k, n)      inclusive: W_K[g] W / tau
 };
 
 // One sequence's forward state.
@@ -180,16 +178,11 @@ void simd_projected_moments(simd_projected_pass<S>& ps, const Eigen::Ref<const m
                             const attention_params& attention) {
   const std::size_t H = layer.W_Q.size();
   const mask m = attention.causal_mask;
-  matrix<S>& W = ps.W;
-  W.resize(U.cols(), 0);
+  ps.W = concatenated_outputs(layer);
   ps.heads.assign(H, {});
-  for (std::size_t h = 0; h < H; ++h) {
-    ps.heads[h].offset = W.cols();
-    W.conservativeResize(Eigen::NoChange, W.cols() + layer.W_O[h].cols());
-    W.rightCols(layer.W_O[h].cols()) = layer.W_O[h];
-  }
+  for (std::size_t h = 1; h < H; ++h) ps.heads[h].offset = ps.heads[h - 1].offset + layer.W_O[h - 1].cols();
   ps.N = U.rows();
-  ps.n = W.cols();
+  ps.n = ps.W.cols();
   ps.refined = 0;
   const matrix<S> Uc = U.rowwise() - U.colwise().mean();
   for (std::size_t h = 0; h < H; ++h) {
@@ -199,7 +192,7 @@ void simd_projected_moments(simd_projected_pass<S>& ps, const Eigen::Ref<const m
     projected_head_state<S>& st = ps.heads[h];
     st.d_v = layer.W_O[h].cols();
     st.d_k = layer.W_Q[h].rows();
-    st.P.noalias() = layer.W_Q[h] * W / tau;  // (d_k, n)
+    st.products = projected_head_products_of(layer, h, ps.W, tau, m);
     const matrix<S> Qp = affine_rows<S>(U, layer.W_Q[h], layer.b_Q, h);  // (N, d_k)
     matrix<S> Q = Qp;
     rotate_rows(Q, layer.rope_theta);
@@ -208,8 +201,6 @@ void simd_projected_moments(simd_projected_pass<S>& ps, const Eigen::Ref<const m
     simd_projected_rows(st, ps, layer, m);
     if (m != mask::inclusive) continue;
     st.Qp = Qp;
-    st.VO.noalias() = layer.W_V[g] * W;        // (d_v, n)
-    st.KO.noalias() = layer.W_K[g] * W / tau;  // (d_k, n)
   }
   ps.w.O.resize(0, 0);
   ps.Z.resize(0, 0);
@@ -221,10 +212,10 @@ void build_projected_block(matrix<S>& B, const simd_projected_pass<S>& ps, index
   B.setIdentity(ps.n, ps.n);
   for (const projected_head_state<S>& st : ps.heads) {
     auto rows = B.middleRows(st.offset, st.d_v);  // (d_v, n)
-    rows.noalias() -= Eigen::Map<const matrix<S>>(st.XR.data() + t * st.d_v * st.d_k, st.d_v, st.d_k) * st.P;
+    rows.noalias() -= Eigen::Map<const matrix<S>>(st.XR.data() + t * st.d_v * st.d_k, st.d_v, st.d_k) * st.products.P;
     if (m != mask::inclusive || st.a_tt(t) == S(0)) continue;
-    rows -= st.a_tt(t) * st.VO;
-    const Eigen::Matrix<S, 1, Eigen::Dynamic> r = st.Qp.row(t) * st.KO;  // (n)
+    rows -= st.a_tt(t) * st.products.VO;
+    const Eigen::Matrix<S, 1, Eigen::Dynamic> r = st.Qp.row(t) * st.products.KO;  // (n)
     rows.noalias() -= (st.a_tt(t) * st.dv.row(t).transpose()) * r;
   }
 }
