@@ -9,3 +9,4 @@
 #include "simd/kernels.hpp"
 #include "simd/barrier_backward.hpp"  // includes simd/barrier_forward.hpp
 #include "simd/projected_analysis.hpp"  // includes simd/projected_forward.hpp
+#include "simd/projected_backward.hpp"

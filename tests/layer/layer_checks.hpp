@@ -31,6 +31,10 @@ inline const std::vector<layer_case> layer_cases{
     {"rotary theta=100 + grouped 2/1 + biases", 2, 1, 4, 2, true, 100},
 };
 
+// A wider layer for the fast path's tiles and recursions (n = 64).
+inline const layer_case wide_grouped_rotary{"4 query heads on 2 key/value heads of width 16, biases, rotary", 4, 2,
+                                            16, 16, true, 500};
+
 template <class S>
 layer<S> random_layer(index p, const layer_case& c, std::uint64_t seed, double scale = 0.5) {
   layer<S> l;

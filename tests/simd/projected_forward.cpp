@@ -107,9 +107,7 @@ TEMPLATE_TEST_CASE("simd projected barrier: a wider layer (recursive LU, moment 
   const test::omp_threads one(1);
   const double eps = test::epsilon_of<S>();
   const index p = 96, N = 140;
-  const test::layer_case c{"4 query heads on 2 key/value heads of width 16, biases, rotary", 4, 2, 16, 16, true,
-                           500};
-  const layer<S> l = test::random_layer<S>(p, c, 1001, 0.12);
+  const layer<S> l = test::random_layer<S>(p, test::wide_grouped_rotary, 1001, 0.12);
   const matrix<S> U = test::random_matrix<S>(N, p, 1002);
   REQUIRE(choose_form(N, l) == jacobian_form::projected);
   for (const mask m : {mask::strict, mask::inclusive}) {

@@ -1,6 +1,7 @@
 // suptok/simd/recursive_lu.hpp: sign and log|det| of a dense row-major matrix through a pivoted LU
-// computed in place, recursively, and solves with its factors (the fast path's per-token factorisation
-// of the projected form's (n, n) blocks, simd/projected_forward.hpp and simd/projected_analysis.hpp).
+// computed in place, recursively, solves with its factors and its inverse (the fast path's per-token
+// factorisation of the projected form's (n, n) blocks: simd/projected_forward.hpp, projected_analysis.hpp
+// and projected_backward.hpp).
 //
 // Partial pivoting as LAPACK's getrf (the entry of largest magnitude in the column, the first one
 // on ties), in the recursive formulation (Toledo 1997, Gustavson 1997): for A (m, k), m >= k, split
@@ -43,6 +44,24 @@ void unit_lower_solve(row_block<S> L, row_block<S> B) {
   unit_lower_solve<S>(L.topLeftCorner(k1, k1), B.topRows(k1));
   B.bottomRows(k - k1).noalias() -= L.bottomLeftCorner(k - k1, k1) * B.topRows(k1);
   unit_lower_solve<S>(L.bottomRightCorner(k - k1, k - k1), B.bottomRows(k - k1));
+}
+
+// B <- U^{-1} B for the upper triangle of U (k, k), diagonal included; B (k, c). Same recursion
+// as unit_lower_solve, bottom half first.
+template <class S>
+void upper_solve(row_block<S> U, row_block<S> B) {
+  const index k = U.rows();
+  if (k <= lu_base_columns) {
+    for (index i = k - 1; i >= 0; --i) {
+      for (index j = i + 1; j < k; ++j) B.row(i) -= U(i, j) * B.row(j);
+      B.row(i) /= U(i, i);
+    }
+    return;
+  }
+  const index k1 = k / 2;
+  upper_solve<S>(U.bottomRightCorner(k - k1, k - k1), B.bottomRows(k - k1));
+  B.topRows(k1).noalias() -= U.topRightCorner(k1, k - k1) * B.bottomRows(k - k1);
+  upper_solve<S>(U.topLeftCorner(k1, k1), B.topRows(k1));
 }
 
 // Rows k <-> pivot[k] of A for k in [k0, k1), in order.
@@ -101,6 +120,18 @@ signed_log_det<S> recursive_lu_log_det(row_block<S> A, std::vector<index>& pivot
     r.log_abs += log(abs(u));
   }
   return r;
+}
+
+// X <- A^{-1} (n, n) from the factors of recursive_lu (P A = L U in LU): A^{-1} = U^{-1} L^{-1} P,
+// 2 n^3 flops, nearly all in GEMMs (the zeros of the permuted identity are not skipped). A singular
+// U gives infinities.
+template <class S>
+void lu_inverse(matrix<S>& LU, const std::vector<index>& pivot, matrix<S>& X) {
+  const index n = LU.rows();
+  X.setIdentity(n, n);
+  swap_rows<S>(X, pivot.data(), 0, n);
+  unit_lower_solve<S>(LU, X);
+  upper_solve<S>(LU, X);
 }
 
 // x <- A^{-1} x for the factors of recursive_lu (P A = L U in LU, pivot as there); x a row vector.
