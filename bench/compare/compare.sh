@@ -142,10 +142,10 @@ done
 for w in attention_fwd attention_fwd_bwd; do
   for shape in "1 1024 64" "1 2048 64"; do workloads+=("$w $shape"); done
 done
-workloads+=("layer_barrier_fwd 1 1024 768" "layer_analysis 1 1024 768")   # a GPT-2-small layer
+workloads+=("layer_barrier_fwd 1 1024 768" "layer_barrier_fwd_bwd 1 1024 768" "layer_analysis 1 1024 768")  # GPT-2-small
 if [ "$quick" = 1 ]; then
   workloads=("barrier_fwd 1 256 8" "barrier_fwd_bwd 1 256 8" "attention_fwd 1 1024 64" "attention_fwd_bwd 1 1024 64"
-             "layer_barrier_fwd 1 128 256" "layer_analysis 1 128 256")
+             "layer_barrier_fwd 1 128 256" "layer_barrier_fwd_bwd 1 128 256" "layer_analysis 1 128 256")
 fi
 if [ -n "$only" ]; then
   mapfile -t workloads < <(printf '%s\n' "${workloads[@]}" | grep -E -- "$only" || true)

@@ -19,6 +19,10 @@
 //                    policy), projected form: barrier_per_token(simd{}, U, layer, ...)
 //                    inputs: U (N, p), W_Q, W_K, W_V (H, 64, p), W_O (H, p, 64), b_Q, b_K, b_V (H, 64)
 //                    outputs: b (N - 2)
+//   layer_barrier_fwd_bwd  the penalty (mean of b_t over t = 2..N-1) of that layer and its
+//                    gradients: barrier_penalty_backward(simd{}, U, layer, ...); inputs as
+//                    layer_barrier_fwd; outputs: penalty, dU (N, p), dW_Q, dW_K, dW_V (H, 64, p),
+//                    dW_O (H, p, 64), db_Q (H, 64) (those of b_K and b_V are 0 in exact arithmetic)
 //   layer_analysis   analyse(simd{}, U, layer, options) for the layer of layer_barrier_fwd (margins
 //                    estimated, support tokens: signed margin <= 0.1); inputs as layer_barrier_fwd
 //                    outputs: b (N - 2), sigma_min (N - 2) of t = 2..N-1
@@ -201,16 +205,28 @@ suptok::layer<float> read_layer(index p, reader& in) {
   return l;
 }
 
-std::vector<double> run_layer(bool analysis, index N, index p, int reps, reader& in, writer& out) {
+enum class layer_run { barrier, gradients, analysis };
+
+std::vector<double> run_layer(layer_run what, index N, index p, int reps, reader& in, writer& out) {
   const mat U = in.next(N, p);
   const suptok::layer<float> l = read_layer(p, in);
   in.expect_end();
   const suptok::barrier_params bp{suptok::extension::exact};
   const suptok::attention_params ap{suptok::mask::strict, 0};  // tau = sqrt(64)
-  if (!analysis) {
+  if (what == layer_run::barrier) {
     std::vector<float> b;
     const auto ms = time_runs(reps, [&] { b = suptok::barrier_per_token(suptok::simd{}, U, l, bp, ap); });
     for (std::size_t t = 2; t < b.size(); ++t) out.put(b[t]);
+    return ms;
+  }
+  if (what == layer_run::gradients) {
+    suptok::barrier_gradients<float, suptok::layer_gradients<float>> g;
+    const auto ms = time_runs(reps, [&] { g = suptok::barrier_penalty_backward(suptok::simd{}, U, l, bp, ap); });
+    out.put(g.penalty);
+    out.put(g.grad.dU);
+    for (const auto* list : {&g.grad.dW.W_Q, &g.grad.dW.W_K, &g.grad.dW.W_V, &g.grad.dW.W_O})
+      for (const mat& W : *list) out.put(W);
+    for (const auto& b : g.grad.dW.b_Q) out.put(mat(b.transpose()));
     return ms;
   }
   suptok::analysis_options o;
@@ -299,8 +315,12 @@ int main(int argc, char** argv) {
       writer out(argv[7]);
       if (workload == "barrier_fwd" || workload == "barrier_fwd_bwd")
         ms = run_barrier(workload == "barrier_fwd_bwd", B, N, p, reps, in, out);
-      else if ((workload == "layer_barrier_fwd" || workload == "layer_analysis") && B == 1 && p % 64 == 0)
-        ms = run_layer(workload == "layer_analysis", N, p, reps, in, out);
+      else if (workload.starts_with("layer_") && B == 1 && p % 64 == 0)
+        ms = run_layer(workload == "layer_analysis"          ? layer_run::analysis
+                       : workload == "layer_barrier_fwd_bwd" ? layer_run::gradients
+                       : workload == "layer_barrier_fwd"     ? layer_run::barrier
+                                                             : throw std::runtime_error("unknown workload " + workload),
+                       N, p, reps, in, out);
       else if ((workload == "attention_fwd" || workload == "attention_fwd_bwd") && B == 1)
         ms = run_attention(workload == "attention_fwd_bwd", N, p, reps, in, out);
       else

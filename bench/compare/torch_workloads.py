@@ -15,7 +15,8 @@ Subcommands
 The PyTorch code is written the way a researcher writes it: full (N, N) masked logits, softmax,
 einsum for the second moments, torch.linalg.slogdet, autograd for the backward. Float32.
 layer_barrier_fwd is a GPT-2-shaped layer (H = p / 64 heads of width 64, biases on Q, K, V) in the
-projected form, det J_t = det(I - K_t), chunks of 128 query tokens. layer_analysis adds the margins
+projected form, det J_t = det(I - K_t), chunks of 128 query tokens; layer_barrier_fwd_bwd its penalty
+(mean of b_t) and the gradients by autograd. layer_analysis adds the margins
 of the same layer: J_t = I - W Y_t (p, p) per chunk, torch.linalg.svdvals, and the support tokens
 (signed margin <= 0.1).
 Threads: torch.set_num_threads(OMP_NUM_THREADS); the driver also sets OPENBLAS_NUM_THREADS.
@@ -30,13 +31,16 @@ import numpy as np
 
 def shapes(workload, B, N, p):
     """The input arrays in file order, and the output arrays (torch and suptok write the same)."""
-    if workload in ("layer_barrier_fwd", "layer_analysis"):
+    if workload in ("layer_barrier_fwd", "layer_barrier_fwd_bwd", "layer_analysis"):
         if B != 1 or p % 64:
             sys.exit(workload + " takes B = 1 and p a multiple of 64")
         H, d = p // 64, 64
         ins = ([("U", (N, p))] + [(w, (H, d, p)) for w in ("W_Q", "W_K", "W_V")] + [("W_O", (H, p, d))] +
                [(b, (H, d)) for b in ("b_Q", "b_K", "b_V")])
         outs = [("b", (N - 2,))] + ([("sigma_min", (N - 2,))] if workload == "layer_analysis" else [])
+        if workload == "layer_barrier_fwd_bwd":  # b_K, b_V: gradients 0 in exact arithmetic, not compared
+            outs = ([("penalty", (1,)), ("dU", (N, p))] + [("d" + w, (H, d, p)) for w in ("W_Q", "W_K", "W_V")] +
+                    [("dW_O", (H, p, d)), ("db_Q", (H, d))])
     elif workload.startswith("barrier"):
         ins = [("U", (B, N, p)), ("W_Q", (p, p)), ("W_K", (p, p))]
         outs = [("penalty", (1,))]
@@ -194,6 +198,10 @@ def run(workload, B, N, p, reps, inputs, out):
         params = []
         def forward():
             return projected_layer_barrier(torch, *(x[k] for k in layer_inputs))
+    elif workload == "layer_barrier_fwd_bwd":
+        params = ["U", "W_Q", "W_K", "W_V", "W_O", "b_Q"]
+        def forward():  # the penalty: mean of b_t over t >= 2
+            return projected_layer_barrier(torch, *(x[k] for k in layer_inputs)).mean()
     elif workload == "layer_analysis":
         params = []
         def forward():  # b_t and sigma_min(J_t), one output array (the support flags are computed, not written)
@@ -217,10 +225,10 @@ def run(workload, B, N, p, reps, inputs, out):
         for k in params:
             x[k].grad = None
         y = forward()
-        if workload.startswith("barrier"):
-            y.backward()
-        else:
+        if "dMu" in x:
             y.backward(x["dMu"])
+        else:
+            y.backward()
         return y.detach(), [x[k].grad for k in params]
 
     once()  # warm-up
