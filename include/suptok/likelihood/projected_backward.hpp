@@ -123,21 +123,25 @@ void projected_rows_backward(projected_row_gradients<S>& g, projected_product_gr
 
 // Adds to grad what head h's reduced gradients give (W as in projected_head_products): per token,
 // back through X^h_t R_t and the centred covariance; then the softmax, rotations and affine maps
-// (layer_weights_backward), the values and the products P, KO, VO.
-template <class S>
+// (layer_weights_backward), the values and the products P, KO, VO. Per token t with a past, the
+// moment hm = projected_head_moment_at(t) is formed once and token_rows(t, hm) is called with it
+// first: it may fill token t's entries of rg and add to dp (the reference path reduces dK_t there;
+// the fast path has filled rg and dp already and passes a no-op).
+template <class S, class TokenRows>
 void projected_head_backward(layer_gradients<S>& grad, const projected_row_gradients<S>& rg,
                              const projected_product_gradients<S>& dp, const Eigen::Ref<const matrix<S>>& U,
                              const layer<S>& layer, std::size_t h, const layer_head_pass<S>& pass, const matrix<S>& W,
-                             mask m) {
+                             mask m, TokenRows&& token_rows) {
   const index N = U.rows(), d_k = pass.K.cols(), d_v = pass.Vv.cols();
   const std::size_t g = layer.group_of(h);
   const bool inclusive = m == mask::inclusive;
-  projected_head_gradients<S> hg{matrix<S>::Zero(N, N), matrix<S>::Zero(N, d_k),
-                                 inclusive ? rg.dQp : matrix<S>::Zero(N, d_k), matrix<S>::Zero(N, d_v)};
+  projected_head_gradients<S> hg{matrix<S>::Zero(N, N), matrix<S>::Zero(N, d_k), matrix<S>::Zero(N, d_k),
+                                 matrix<S>::Zero(N, d_v)};
   for (index t = 0; t < N; ++t) {
     const index end = past_end(t, m);
     if (end == 0) continue;  // K_t = 0 whatever the weights
     const projected_head_moment<S> hm = projected_head_moment_at<S>(t, layer, pass, m);
+    token_rows(t, hm);
     matrix<S> dX = Eigen::Map<const matrix<S>>(rg.dXR.data() + t * d_v * d_k, d_v, d_k);
     const vector<S> angle = rope_angles<S>(t, d_k, layer.rope_theta);
     if (angle.size() > 0)  // XR = X R_t: rows of dX = rows of dXR rotated by R_t
@@ -147,6 +151,7 @@ void projected_head_backward(layer_gradients<S>& grad, const projected_row_gradi
       dDv_extra.setZero(end, d_v);
       dDv_extra.row(t) = rg.dDv.row(t);
       hg.da(t, t) += rg.da_tt(t);
+      hg.dQp.row(t) = rg.dQp.row(t);
     }
     centred_covariance_backward<S>(hg, t, dX, hm.Dv, hm.Dk, pass, dDv_extra);
   }
@@ -171,30 +176,24 @@ layer_gradients<S> projected_blocks_backward_unchecked(const std::vector<matrix<
                                                        const Eigen::Ref<const matrix<S>>& U, const layer<S>& layer,
                                                        const attention_params& params) {
   const index N = U.rows();
-  const std::size_t H = layer.W_Q.size();
   const mask m = params.causal_mask;
+  const bool inclusive = m == mask::inclusive;
   const projected_products<S> pp = projected_products_of(layer, params);
   const std::vector<layer_head_pass<S>> passes = layer_passes<S>(U, layer, params);
-  std::vector<projected_row_gradients<S>> rg;
-  std::vector<projected_product_gradients<S>> dp;
-  for (std::size_t h = 0; h < H; ++h) {
-    rg.emplace_back(N, passes[h].Vv.cols(), passes[h].K.cols(), m);
-    dp.emplace_back(pp.heads[h]);
-  }
-  for (index t = 0; t < N; ++t) {
-    if (past_end(t, m) == 0) continue;
-    for (std::size_t h = 0; h < H; ++h) {
-      const projected_head_moment<S> hm = projected_head_moment_at<S>(t, layer, passes[h], m);
-      const bool inclusive = m == mask::inclusive;
-      const index r0 = pp.offset[h], d_v = pp.offset[h + 1] - r0;
-      projected_rows_backward<S>(rg[h], dp[h], t, dK[std::size_t(t)].middleRows(r0, d_v),
-                                 hm.XR, pp.heads[h], inclusive ? passes[h].a(t, t) : S(0),
-                                 inclusive ? vector<S>(hm.Dv.row(t).transpose()) : vector<S>(),
-                                 passes[h].Qp.row(t).transpose());
-    }
-  }
   layer_gradients<S> grad{matrix<S>::Zero(N, U.cols()), zero_like(layer)};
-  for (std::size_t h = 0; h < H; ++h) projected_head_backward<S>(grad, rg[h], dp[h], U, layer, h, passes[h], pp.W, m);
+  for (std::size_t h = 0; h < layer.W_Q.size(); ++h) {
+    const layer_head_pass<S>& pass = passes[h];
+    const index r0 = pp.offset[h], d_v = pp.offset[h + 1] - r0;
+    projected_row_gradients<S> rg(N, d_v, pass.K.cols(), m);
+    projected_product_gradients<S> dp(pp.heads[h]);
+    const auto token_rows = [&](index t, const projected_head_moment<S>& hm) {
+      projected_rows_backward<S>(rg, dp, t, dK[std::size_t(t)].middleRows(r0, d_v), hm.XR, pp.heads[h],
+                                 inclusive ? pass.a(t, t) : S(0),
+                                 inclusive ? vector<S>(hm.Dv.row(t).transpose()) : vector<S>(),
+                                 pass.Qp.row(t).transpose());
+    };
+    projected_head_backward<S>(grad, rg, dp, U, layer, h, pass, pp.W, m, token_rows);
+  }
   return grad;
 }
 

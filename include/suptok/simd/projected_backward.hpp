@@ -119,7 +119,8 @@ barrier_gradients<S, layer_gradients<S>> simd_layer_penalty_backward(const Eigen
   const std::vector<layer_head_pass<S>> passes = layer_passes<S>(U, layer, attention);
   layer_gradients<S> grad{matrix<S>::Zero(N, U.cols()), zero_like(layer)};
   for (std::size_t h = 0; h < ps.heads.size(); ++h)
-    projected_head_backward<S>(grad, rg[h], dp[h], U, layer, h, passes[h], ps.W, m);
+    projected_head_backward<S>(grad, rg[h], dp[h], U, layer, h, passes[h], ps.W, m,
+                               [](index, const projected_head_moment<S>&) {});
   return {sum / S(counted), std::move(grad)};
 }
 
