@@ -8,8 +8,8 @@
 //        = -weight (the policy's block gradient)     otherwise (barrier/block.hpp, rare tokens)
 // B_t is built from the forward's X^h_t R_t (simd/projected_forward.hpp) and factored by the
 // recursive LU, which gives log|det B_t| as well (the forward's own LU pass is not run); its inverse
-// comes from the factors (lu_inverse, 2 n^3 flops: with the LU four times the forward's work per
-// token, and what bounds this path). dK_t is reduced at once to each
+// comes from the factors (lu_inverse, 3/2 n^3 flops: with the LU about three times the forward's
+// work per token, and what bounds this path). dK_t is reduced at once to each
 // head's rows (detail::projected_rows_backward: dXR^h_t = dB P_h^T, dP_h += XR^T dB and the
 // inclusive terms), so no (n, n) block outlives its token. What follows dK_t is the reference
 // path's (detail::projected_head_backward of likelihood/projected_backward.hpp: the centred

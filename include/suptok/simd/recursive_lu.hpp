@@ -122,16 +122,43 @@ signed_log_det<S> recursive_lu_log_det(row_block<S> A, std::vector<index>& pivot
   return r;
 }
 
+// X <- L^{-1} (k, k) for the unit lower triangle of L (k, k): X unit lower triangular, about k^3 / 2
+// flops. L = [L11 0; L21 L22]: L^{-1} = [L11^{-1} 0; -L22^{-1} L21 L11^{-1}  L22^{-1}], the lower left
+// block by one GEMM and one unit_lower_solve.
+template <class S>
+void unit_lower_inverse(row_block<S> L, row_block<S> X) {
+  const index k = L.rows();
+  if (k <= lu_base_columns) {
+    X.setIdentity();
+    return unit_lower_solve<S>(L, X);
+  }
+  const index k1 = k / 2, k2 = k - k1;
+  unit_lower_inverse<S>(L.topLeftCorner(k1, k1), X.topLeftCorner(k1, k1));
+  X.topRightCorner(k1, k2).setZero();
+  X.bottomLeftCorner(k2, k1).noalias() = -L.bottomLeftCorner(k2, k1) * X.topLeftCorner(k1, k1);
+  unit_lower_solve<S>(L.bottomRightCorner(k2, k2), X.bottomLeftCorner(k2, k1));
+  unit_lower_inverse<S>(L.bottomRightCorner(k2, k2), X.bottomRightCorner(k2, k2));
+}
+
 // X <- A^{-1} (n, n) from the factors of recursive_lu (P A = L U in LU): A^{-1} = U^{-1} L^{-1} P,
-// 2 n^3 flops, nearly all in GEMMs (the zeros of the permuted identity are not skipped). A singular
-// U gives infinities.
+// with P = S_{n-1} ... S_0 (S_k exchanges k and pivot[k]), so the columns of M = U^{-1} L^{-1} are
+// exchanged in reverse order: column j of A^{-1} is column source[j] of M, applied row by row (the
+// rows are contiguous). About 3/2 n^3 flops (L^{-1} n^3 / 2, the upper solve n^3), nearly all in
+// GEMMs. A singular U gives infinities.
 template <class S>
 void lu_inverse(matrix<S>& LU, const std::vector<index>& pivot, matrix<S>& X) {
   const index n = LU.rows();
-  X.setIdentity(n, n);
-  swap_rows<S>(X, pivot.data(), 0, n);
-  unit_lower_solve<S>(LU, X);
+  X.resize(n, n);
+  unit_lower_inverse<S>(LU, X);
   upper_solve<S>(LU, X);
+  std::vector<index> source(static_cast<std::size_t>(n));
+  for (index j = 0; j < n; ++j) source[std::size_t(j)] = j;
+  for (index k = n - 1; k >= 0; --k) std::swap(source[std::size_t(k)], source[std::size_t(pivot[std::size_t(k)])]);
+  Eigen::Matrix<S, 1, Eigen::Dynamic> row(n);
+  for (index i = 0; i < n; ++i) {
+    row = X.row(i);
+    for (index j = 0; j < n; ++j) X(i, j) = row(source[std::size_t(j)]);
+  }
 }
 
 // x <- A^{-1} x for the factors of recursive_lu (P A = L U in LU, pivot as there); x a row vector.
