@@ -46,6 +46,40 @@
       suptok::const_ref<S>, const suptok::heads<S>&, const suptok::noise_covariance<S>&,                     \
       const suptok::attention_params&);
 
+// The layer (grouped-query heads, biases, rotary embeddings): attention, the blocks of both forms
+// and their backward, the barrier and the analysis. Defined for double in instances_layer_double.cpp
+// (the layer tests, test_errors); float and long double, which only the simd tests compare with, in
+// tests/simd (instances_simd.hpp declares them).
+#define SUPTOK_LAYER_INSTANCES(EXTERN, S)                                                                    \
+  EXTERN template suptok::attention_output<S> suptok::attention_forward<S>(                                  \
+      suptok::const_ref<S>, const suptok::layer<S>&, const suptok::attention_params&, bool);                 \
+  EXTERN template suptok::layer_gradients<S> suptok::attention_backward<S>(                                  \
+      suptok::const_ref<S>, suptok::const_ref<S>, const suptok::layer<S>&, const suptok::attention_params&); \
+  EXTERN template std::vector<suptok::matrix<S>> suptok::jacobian_blocks<S>(                                 \
+      suptok::const_ref<S>, const suptok::layer<S>&, const suptok::attention_params&);                       \
+  EXTERN template std::vector<suptok::matrix<S>> suptok::projected_blocks<S>(                                \
+      suptok::const_ref<S>, const suptok::layer<S>&, const suptok::attention_params&);                       \
+  EXTERN template suptok::layer_gradients<S> suptok::jacobian_blocks_backward<S>(                            \
+      const std::vector<suptok::matrix<S>>&, suptok::const_ref<S>, const suptok::layer<S>&,                  \
+      const suptok::attention_params&);                                                                       \
+  EXTERN template suptok::layer_gradients<S> suptok::projected_blocks_backward<S>(                           \
+      const std::vector<suptok::matrix<S>>&, suptok::const_ref<S>, const suptok::layer<S>&,                  \
+      const suptok::attention_params&);                                                                       \
+  EXTERN template std::vector<S> suptok::barrier_per_token<S>(suptok::const_ref<S>, const suptok::layer<S>&, \
+                                                              const suptok::barrier_params&,                 \
+                                                              const suptok::attention_params&,               \
+                                                              suptok::jacobian_form);                        \
+  EXTERN template S suptok::barrier_penalty<S>(suptok::const_ref<S>, const suptok::layer<S>&,                \
+                                               const suptok::barrier_params&, const suptok::attention_params&, \
+                                               suptok::jacobian_form);                                        \
+  EXTERN template suptok::barrier_gradients<S, suptok::layer_gradients<S>> suptok::barrier_penalty_backward<S>( \
+      suptok::const_ref<S>, const suptok::layer<S>&, const suptok::barrier_params&,                          \
+      const suptok::attention_params&, suptok::jacobian_form);                                                \
+  EXTERN template suptok::analysis<S> suptok::analyse<S>(suptok::const_ref<S>, const suptok::layer<S>&,      \
+                                                         const suptok::analysis_options&);                    \
+  EXTERN template suptok::analysis<S> suptok::analyse<S>(suptok::const_ref<S>, const suptok::heads<S>&,      \
+                                                         const suptok::analysis_options&);
+
 #define SUPTOK_ALL_INSTANCES(EXTERN, S) \
   SUPTOK_ATTENTION_INSTANCES(EXTERN, S) \
   SUPTOK_MODEL_INSTANCES(EXTERN, S)
@@ -57,6 +91,7 @@ SUPTOK_ALL_INSTANCES(extern, float)
 SUPTOK_ALL_INSTANCES(extern, double)
 SUPTOK_ALL_INSTANCES(extern, long double)
 SUPTOK_ALL_INSTANCES(extern, suptok::float50)
+SUPTOK_LAYER_INSTANCES(extern, double)
 SUPTOK_ATTENTION_INSTANCES(extern, suptok::dual<double>)
 SUPTOK_ATTENTION_INSTANCES(extern, suptok::dual<suptok::float50>)
 #endif

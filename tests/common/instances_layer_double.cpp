@@ -1,0 +1,4 @@
+// Explicit instantiation definitions: see instances.hpp.
+#include "instances.hpp"
+
+SUPTOK_LAYER_INSTANCES(, double)
