@@ -10,6 +10,7 @@
 //                    d_k = d_v = p, tau = sqrt(p), exact policy), and its gradients (U, W_Q, W_K)
 //                    inputs: U (B, N, p), W_Q (p, p), W_K (p, p)
 //                    outputs: penalty [, dU (B, N, p), dW_Q (p, p), dW_K (p, p)]
+//                    the forward passes one barrier_workspace to the warm-up and every timed run
 //   attention_fwd    mu = softmax(Q K^T / sqrt(d), inclusive causal mask) (U W_V^T) W_O^T, one head
 //   attention_fwd_bwd  and the gradients of <dMu, mu> (U, W_Q, W_K, W_V, W_O); B = 1, p = d
 //                    inputs: U (N, d), W_Q, W_K, W_V, W_O (d, d), dMu (N, d)
@@ -134,7 +135,9 @@ std::vector<double> run_barrier(bool backward, index B, index N, index p, int re
   const std::span<const mat> span(Us);
   if (!backward) {
     float penalty = 0;
-    const auto ms = time_runs(reps, [&] { penalty = suptok::barrier_penalty_batch(suptok::simd{}, span, hs, bp, ap); });
+    suptok::barrier_workspace<float> ws;  // kept across the runs, as a training loop would keep it
+    const auto ms =
+        time_runs(reps, [&] { penalty = suptok::barrier_penalty_batch(suptok::simd{}, span, hs, bp, ap, ws); });
     out.put(penalty);
     return ms;
   }

@@ -80,15 +80,19 @@ void simd_barrier_pack(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S
   ps.p_pad = simd_kernels::round_up(p, simd_kernels::block_width<S>);
   const Eigen::Matrix<S, 1, Eigen::Dynamic> c = U.colwise().mean();  // (p)
   ps.Xc = U.rowwise() - c;                                            // (N, p)
-  ps.X.setZero(simd_kernels::round_up(N, simd_tile), ps.W);
+  const index n_pad = simd_kernels::round_up(N, simd_tile);
+  ps.X.resize(n_pad, ps.W);  // a workspace's buffer is kept: every entry is written below
+  ps.X.bottomRows(n_pad - N).setZero();
 #pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(double(N) * double(ps.W)))
   for (index s = 0; s < N; ++s) {
     const S* x = ps.Xc.data() + s * p;
     S* row = ps.X.data() + s * ps.W;
+    S* const end = row + ps.W;
     for (index i = 0; i < p; ++i)
       for (index j = i; j < p; ++j) *row++ = x[i] * x[j];
     for (index i = 0; i < p; ++i) *row++ = x[i];
-    *row = S(1);
+    *row++ = S(1);
+    std::fill(row, end, S(0));
   }
 }
 
@@ -362,7 +366,7 @@ std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& heads, bool b
   const index T = detail::simd_tile, threads = max_threads();
   // Xc, X, J, the moment GEMM's panels; backward: X^T (shared by the heads; X is released after it)
   index n = N * p + n_pad * W + (detail::simd_barrier_stores_J(heads.size(), backward) ? N * p * p : 0) +
-            detail::simd_moment_buffer_elements<S>(N, W) + (backward ? W * n_pad : 0);
+            detail::simd_moment_buffer_elements<S>(N) + (backward ? W * n_pad : 0);
   index heads_kept = 0;
   for (const head<S>& h : heads) {
     const index dk = round_up(h.d_k(), block_width<S>);
@@ -377,48 +381,80 @@ std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& heads, bool b
   return std::size_t(n + heads_kept) * sizeof(S);
 }
 
+// Buffers of the simd barrier's forward kept from one call to the next. A loop that evaluates the
+// penalty again and again (training, a sweep over inputs) passes the same workspace to
+// barrier_per_token / barrier_penalty / barrier_penalty_batch: their buffers (about
+// barrier_workspace_bytes(simd{}, N, heads, false) bytes) are then allocated and first touched
+// once, not on every call (at (N, p) = (1024, 64) the page faults of a fresh 20 MB were a fifth of
+// the forward's time). The workspace holds that memory until it is destroyed or released. Calls
+// that share a workspace must not run at the same time.
+template <class S>
+struct barrier_workspace {
+  detail::simd_barrier_pass<S> buffers;  // opaque: sized by the calls
+  void release() { buffers = {}; }
+};
+
 // b_t for every token t = 0..N-1 of U (N, p), as barrier_per_token of barrier/penalty.hpp.
 template <class S>
 std::vector<S> barrier_per_token(simd, const_ref<S> U, const heads<S>& heads, const barrier_params& barrier,
-                                 const attention_params& attention = {}) {
+                                 const attention_params& attention, barrier_workspace<S>& workspace) {
   detail::simd_require_scalar<S>();
   detail::validate_barrier(barrier);
   detail::validate_attention<S>(U, heads, attention, "U", "attention");
-  detail::simd_barrier_pass<S> ps;
-  detail::simd_barrier_values<S>(ps, U, heads, barrier, attention, "U");
-  return ps.b;
+  detail::simd_barrier_values<S>(workspace.buffers, U, heads, barrier, attention, "U");
+  return workspace.buffers.b;
+}
+
+template <class S>
+std::vector<S> barrier_per_token(simd, const_ref<S> U, const heads<S>& heads, const barrier_params& barrier,
+                                 const attention_params& attention = {}) {
+  barrier_workspace<S> workspace;
+  return barrier_per_token<S>(simd{}, U, heads, barrier, attention, workspace);
 }
 
 // The penalty of one sequence: mean of b_t over its non-trivial tokens.
 template <class S>
 S barrier_penalty(simd, const_ref<S> U, const heads<S>& heads, const barrier_params& barrier,
-                  const attention_params& attention = {}) {
+                  const attention_params& attention, barrier_workspace<S>& workspace) {
   detail::simd_require_scalar<S>();
   detail::validate_barrier(barrier);
   detail::validate_attention<S>(U, heads, attention, "U", "attention");
   const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
   if (n == 0) return S(0);
-  detail::simd_barrier_pass<S> ps;
-  detail::simd_barrier_values<S>(ps, U, heads, barrier, attention, "U");
-  return detail::counted_sum<S>(ps.b, attention.causal_mask) / S(n);
+  detail::simd_barrier_values<S>(workspace.buffers, U, heads, barrier, attention, "U");
+  return detail::counted_sum<S>(workspace.buffers.b, attention.causal_mask) / S(n);
+}
+
+template <class S>
+S barrier_penalty(simd, const_ref<S> U, const heads<S>& heads, const barrier_params& barrier,
+                  const attention_params& attention = {}) {
+  barrier_workspace<S> workspace;
+  return barrier_penalty<S>(simd{}, U, heads, barrier, attention, workspace);
 }
 
 // The penalty of a batch (heads shared): mean over all non-trivial tokens of all sequences.
 template <class S>
 S barrier_penalty_batch(simd, std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads,
-                        const barrier_params& barrier, const attention_params& attention = {}) {
+                        const barrier_params& barrier, const attention_params& attention,
+                        barrier_workspace<S>& workspace) {
   detail::simd_require_scalar<S>();
   detail::validate_barrier(barrier);
   detail::validate_batch<S>(Us, heads, attention, "attention");
   index n = 0;
   S sum = S(0);
-  detail::simd_barrier_pass<S> ps;  // buffers reused by the sequences
-  for (std::size_t b = 0; b < Us.size(); ++b) {
+  for (std::size_t b = 0; b < Us.size(); ++b) {  // the buffers are reused by the sequences
     n += detail::counted_tokens(Us[b].rows(), attention.causal_mask);
-    detail::simd_barrier_values<S>(ps, Us[b], heads, barrier, attention, "Us[" + std::to_string(b) + "]");
-    sum += detail::counted_sum<S>(ps.b, attention.causal_mask);
+    detail::simd_barrier_values<S>(workspace.buffers, Us[b], heads, barrier, attention, "Us[" + std::to_string(b) + "]");
+    sum += detail::counted_sum<S>(workspace.buffers.b, attention.causal_mask);
   }
   return n == 0 ? S(0) : sum / S(n);
+}
+
+template <class S>
+S barrier_penalty_batch(simd, std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads,
+                        const barrier_params& barrier, const attention_params& attention = {}) {
+  barrier_workspace<S> workspace;
+  return barrier_penalty_batch<S>(simd{}, Us, heads, barrier, attention, workspace);
 }
 
 }  // namespace suptok

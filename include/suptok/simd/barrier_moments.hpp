@@ -8,15 +8,16 @@
 //   1. lse_t: the fused forward tiles with zero-width values (only the running max and sum).
 //   2. O = P X as a packed GEMM (the BLIS loop order): for each block of moment_key_block keys,
 //      the probabilities P (rows t >= the block's first query, those keys) are computed once and
-//      stored in row panels of gemm_rows = 6 rows (k-major, the A operand of gemm_block); for each
-//      moment_column_block columns of X the block's rows are packed in column panels (the B
-//      operand); every (row panel, column panel) pair is one 6 x 16 register block over the keys
-//      of the block that are in the panel's past (the masked corner of the diagonal is not
-//      multiplied).
-// Memory: P panels (N + 6) x moment_key_block and packed X moment_key_block x moment_column_block,
-// O(N) for a fixed block size; no (N, N) matrix. O gets round_up(N, 6) rows (the last panel's
-// padding rows are zero).
-// Threads: OpenMP over the query chunks of P, the column panels of the packing and the row panels.
+//      stored in row panels of gemm_rows = 6 rows (k-major, the A operand of gemm_block); then each
+//      thread takes column panels of block_width columns of X, packs the block's rows of one panel
+//      (its B operand, kc x block_width: 32 KiB in float with AVX-512, 16 KiB with AVX2) and runs it
+//      against every row panel as one 6 x block_width register block over the keys of the block
+//      that are in the panel's past (the masked corner of the diagonal is not multiplied). The B
+//      panel stays in L1 while the row panels stream from L2 (6 scalars per step of k against the
+//      2 vectors of B a step, so the other order moves about 5x the bytes from L2).
+// Memory: P panels (N + 6) x moment_key_block and one packed panel per thread; O(N) for a fixed
+// block size; no (N, N) matrix. O gets round_up(N, 6) rows (the last panel's padding rows are zero).
+// Threads: OpenMP over the query chunks of P, then over the column panels.
 #pragma once
 
 #include <algorithm>
@@ -28,26 +29,25 @@
 namespace suptok::detail {
 
 inline constexpr index moment_key_block = 256;     // keys per block: a B panel (256 x 16) fits L1
-inline constexpr index moment_column_block = 1024;  // columns of X packed at a time (1 MiB float)
 inline constexpr index moment_row_chunk = 96;       // query rows per probability chunk (16 panels)
 
 // The probability panels and packed columns of one key block, shared by the threads.
 template <class S>
 struct simd_moment_buffers {
   std::vector<S> P;   // probability panels of one key block: (round_up(N, 6) - r0) x kc
-  std::vector<S> Xp;  // packed columns of one key block: kc x nc
 };
 
 // Row stride of the per-thread logit scratch (moment_row_chunk rows).
 template <class S>
 inline constexpr index moment_logit_stride = moment_key_block + simd_skew<S>;
 
-// Elements of simd_moment_buffers and the per-thread scratch for a sequence of length N.
+// Elements of simd_moment_buffers and the per-thread scratch (logits, one packed panel) for a
+// sequence of length N.
 template <class S>
-index simd_moment_buffer_elements(index N, index W) {
+index simd_moment_buffer_elements(index N) {
   const index rows = simd_kernels::round_up(N, simd_kernels::gemm_rows);
-  return rows * moment_key_block + moment_key_block * std::min(W, moment_column_block) +
-         simd_kernels::max_threads() * moment_row_chunk * moment_logit_stride<S>;
+  const index per_thread = moment_row_chunk * moment_logit_stride<S> + moment_key_block * simd_kernels::block_width<S>;
+  return rows * moment_key_block + simd_kernels::max_threads() * per_thread;
 }
 
 // Probabilities a_ts of rows [q0, q0 + rows) (q0 a multiple of 6) and keys [k0, k0 + kc) into
@@ -83,11 +83,11 @@ void simd_moment_gemm(matrix<S>& O, const simd_head<S>& w, const matrix<S>& X, m
   constexpr index ldl = moment_logit_stride<S>;
   O.resize(rows_pad, W);
   buf.P.resize(std::size_t(rows_pad * moment_key_block));
-  buf.Xp.resize(std::size_t(moment_key_block * std::min(W, moment_column_block)));
   const double flops = double(N) * double(N) * double(W);
 #pragma omp parallel if (k::worth_threads(flops))
   {
     std::vector<S> L(std::size_t(moment_row_chunk * ldl));
+    std::vector<S> Xp(std::size_t(moment_key_block * bw));  // one packed column panel (kc, bw)
     for (index k0 = 0; k0 < N; k0 += moment_key_block) {
       const index kc = std::min(moment_key_block, N - k0);
       const index r0 = (m == mask::strict ? k0 + 1 : k0) / R * R;  // first row panel that sees key k0
@@ -97,18 +97,16 @@ void simd_moment_gemm(matrix<S>& O, const simd_head<S>& w, const matrix<S>& X, m
       for (index q0 = r0; q0 < rows_pad; q0 += moment_row_chunk)
         simd_probability_panels(P + (q0 - r0) * kc, L.data(), ldl, w, q0, std::min(moment_row_chunk, rows_pad - q0), k0,
                                 kc, m);
-      for (index c0 = 0; c0 < W; c0 += moment_column_block) {
-        const index nc = std::min(moment_column_block, W - c0);
-        S* Xp = buf.Xp.data();
 #pragma omp for schedule(static)
-        for (index c = 0; c < nc; c += bw) k::pack_column_panels(Xp + c * kc, X.data() + k0 * W + c0 + c, W, kc, bw);
-#pragma omp for schedule(dynamic, 1)
+      for (index c = 0; c < W; c += bw) {
+        if (c + bw < W) k::prefetch_tile(X.data() + k0 * W + c + bw, W, kc, bw);  // the next panel's rows
+        k::pack_column_panels(Xp.data(), X.data() + k0 * W + c, W, kc, bw);
         for (index r = r0; r < rows_pad; r += R) {
           // keys of the block in the past of the panel's last row (the rest of the panel is 0)
           const index keys = std::clamp<index>(past_end(std::min(r + R, N) - 1, m) - k0, 0, kc);
           if (keys == 0 && k0 > 0) continue;
-          for (index c = 0; c < nc; c += bw)
-            k::gemm_block<R>(O.data() + r * W + c0 + c, W, P + (r - r0) * kc, 1, R, Xp + c * kc, bw, keys, k0 > 0);
+          if (r + R < rows_pad) k::prefetch_tile(O.data() + (r + R) * W + c, W, R, bw);  // the next C tile
+          k::gemm_block<R>(O.data() + r * W + c, W, P + (r - r0) * kc, 1, R, Xp.data(), bw, keys, k0 > 0);
         }
       }
     }
@@ -119,8 +117,8 @@ void simd_moment_gemm(matrix<S>& O, const simd_head<S>& w, const matrix<S>& X, m
 // w.O (round_up(N, 6), W) (pass 2); w.d_v = w.dv_pad = W afterwards.
 template <class S>
 void simd_attention_moments(simd_head<S>& w, const matrix<S>& X, mask m, simd_moment_buffers<S>& buf) {
-  w.d_v = w.dv_pad = 0;  // pass 1: the fused forward tiles without values
-  w.O.resize(w.N, 0);
+  w.d_v = w.dv_pad = 0;  // pass 1: the fused forward tiles without values (they write no row of O,
+                         // which keeps its buffer for pass 2)
   simd_forward_tiles<S>(std::span(&w, 1), m);
   simd_moment_gemm(w.O, w, X, m, buf);
   w.d_v = w.dv_pad = X.cols();

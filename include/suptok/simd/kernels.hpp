@@ -137,7 +137,18 @@ template <class S>
 void pack_column_panels(S* Bp, const S* B, index ldb, index K, index W) {
   constexpr index bw = block_width<S>;
   for (index c = 0; c < W; c += bw)
-    for (index k = 0; k < K; ++k) std::copy_n(B + k * ldb + c, bw, Bp + c * K + k * bw);
+    for (index k = 0; k < K; ++k)
+      for (index l = 0; l < bw; l += lanes<S>)  // vector copies: std::copy_n became a memmove call
+        vec<S>::load_unaligned(B + k * ldb + c + l).store_unaligned(Bp + c * K + k * bw + l);
+}
+
+// Asks for the cache lines of a (rows, cols) tile of a row-major matrix (rows ld apart) ahead of
+// its use: the C tiles of a GEMM whose rows lie far apart are otherwise fetched one miss at a time.
+template <class S>
+void prefetch_tile(const S* C, index ld, index rows, index cols) {
+  constexpr index line = 64 / index(sizeof(S));
+  for (index r = 0; r < rows; ++r)
+    for (index j = 0; j < cols; j += line) __builtin_prefetch(C + r * ld + j, 1);
 }
 
 // Gaussian elimination with partial pivoting, in place, of the (p, p) block J (rows ld apart, ld a
