@@ -93,7 +93,7 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
     for (index t = 0; t < N; ++t) {
       const auto dJ_t = dJ.middleRows(t * p, p);
       const bool two_pass = centred[std::size_t(t)] != 0;
-      simd_token_moment(k, ps, w, two_pass, h, U, t, m);
+      simd_token_moment(k, ps, w, two_pass, h, U, t, m, moment_fill::full);
       S e = S(0);  // inclusive: da_tt
       if (ps.one_head) {
         simd_kernels::gemm_tile<S>(dC.data(), p_pad, dJ_t.data(), p, 1, ps.Bt_pad.data(), p_pad, p, p, p_pad,

@@ -16,8 +16,9 @@
 //   J'_t  = I - M_t V = I - C_t B - a_tt (V + d g^T),  B = A V,  g = V^T A u_t (inclusive terms):
 //           one (p, p) product per token instead of two; b_t and the gradients are unchanged
 //           (the backward differentiates J'_t, simd/barrier_backward.hpp).
-// The per-token products C_t A and V M_t are register-blocked gemm_tile calls on (p, p_pad) rows
-// (p_pad = p rounded up to the register block, zero columns), L1-resident for p <= 64.
+// The per-token products C_t A (or C_t B) and V M_t are register-blocked calls on (p, p_pad) rows
+// (p_pad = p rounded up to the register block, zero columns), L1-resident for p <= 64; the symmetric
+// C_t is read through its upper triangle (symmetric_gemm_tile), which the forward alone writes.
 // Cancellation: entry (i, j) of C_t = m2 - m1 m1^T loses about log2 of rho_ti = m2_ii / C_ii bits
 // (rounding eps m2_ii against C_ii) when the keys token t attends to sit far from the sequence mean
 // relative to their spread along coordinate i (a sharp head on a cluster, a drifting mean). Tokens
@@ -192,20 +193,32 @@ struct simd_token {
   S a_tt = S(0);   // inclusive: the weight of the query on itself
 };
 
+// How much of the symmetric C_t simd_token_moment writes: all of it (the backward's products read
+// it whole), or what simd_kernels::symmetric_gemm_tile reads (the upper triangle and the lower
+// triangles of the diagonal register blocks: contiguous writes only).
+enum class moment_fill { full, upper };
+
 // C_t and the inclusive extras (one head: also g) of head w at token t from its moments, and
 // M_t = C_t A (+ extras) unless the pass has one head (whose product is simd_token_product's).
 // centred: whether the token's m2 slots hold C_t itself (simd_refine_moments).
 template <class S>
 void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const simd_head<S>& w, bool centred,
-                       std::size_t h, const Eigen::Ref<const matrix<S>>& U, index t, mask m) {
+                       std::size_t h, const Eigen::Ref<const matrix<S>>& U, index t, mask m, moment_fill fill) {
+  constexpr index R = simd_kernels::gemm_rows;
   const index p = ps.p;
   const matrix<S>& A = ps.A[h];
   const S* m2 = w.O.data() + t * ps.W;
   const S* m1 = m2 + p * (p + 1) / 2;
   const S one_pass = centred ? S(0) : S(1);
   k.C.resize(p, p);
-  for (index i = 0; i < p; ++i)
-    for (index j = i; j < p; ++j) k.C(i, j) = k.C(j, i) = *m2++ - one_pass * m1[i] * m1[j];  // C = m2 - m1 m1^T
+  S* C = k.C.data();
+  for (index i = 0; i < p; m2 += p - i, ++i) {  // row i, j >= i: C = m2 - m1 m1^T
+    const S a = one_pass * m1[i];
+    for (index j = i; j < p; ++j) C[i * p + j] = m2[j - i] - a * m1[j];
+  }
+  for (index r = 0; r < p; r += R)  // the lower triangle: all of it, or that of the diagonal blocks
+    for (index i = r; i < std::min(r + R, p); ++i)
+      for (index j = fill == moment_fill::full ? 0 : r; j < i; ++j) C[i * p + j] = C[j * p + i];
   if (m == mask::inclusive) {
     k.hv.noalias() = A * U.row(t).transpose();                                     // (p)
     k.a_tt = own_weight(S(k.hv.dot(U.row(t).transpose())), w.lse(t));              // l_tt = u_t . A u_t
@@ -214,8 +227,8 @@ void simd_token_moment(simd_token<S>& k, const simd_barrier_pass<S>& ps, const s
   }
   if (ps.one_head) return;
   k.M.resize(p, ps.p_pad);
-  simd_kernels::gemm_tile<S>(k.M.data(), ps.p_pad, k.C.data(), p, 1, ps.A_pad[h].data(), ps.p_pad, p, p, ps.p_pad,
-                             false);  // M = C A (p, p) (p, p_pad)
+  simd_kernels::symmetric_gemm_tile<S>(k.M.data(), ps.p_pad, k.C.data(), p, ps.A_pad[h].data(), ps.p_pad, p,
+                                       ps.p_pad);  // M = C A (p, p) (p, p_pad)
   if (m == mask::inclusive) {
     k.M.leftCols(p).noalias() += k.a_tt * k.d * k.hv.transpose();
     k.M.diagonal().array() += k.a_tt;
@@ -233,8 +246,8 @@ void simd_token_product(simd_token<S>& k, const simd_barrier_pass<S>& ps, std::s
                                false);  // V M_t (p, p) (p, p_pad)
     return;
   }
-  simd_kernels::gemm_tile<S>(k.VM.data(), p_pad, k.C.data(), p, 1, ps.B_pad.data(), p_pad, p, p, p_pad,
-                             false);  // C_t B (p, p) (p, p_pad)
+  simd_kernels::symmetric_gemm_tile<S>(k.VM.data(), p_pad, k.C.data(), p, ps.B_pad.data(), p_pad, p,
+                                       p_pad);  // C_t B (p, p) (p, p_pad)
   if (m == mask::inclusive) {
     k.VM.leftCols(p) += k.a_tt * ps.V[0];
     k.VM.leftCols(p).noalias() += k.a_tt * k.d * k.g.transpose();
@@ -255,7 +268,7 @@ void simd_barrier_accumulate(simd_barrier_pass<S>& ps, std::size_t slot, std::si
     simd_token<S> k;
 #pragma omp for schedule(static)
     for (index t = 0; t < ps.N; ++t) {
-      simd_token_moment(k, ps, w, centred[std::size_t(t)] != 0, h, U, t, m);
+      simd_token_moment(k, ps, w, centred[std::size_t(t)] != 0, h, U, t, m, moment_fill::upper);
       simd_token_product(k, ps, h, m);
       if (store_J) {
         ps.J.middleRows(t * p, p) -= k.VM.leftCols(p);

@@ -103,6 +103,21 @@ inline constexpr index gemm_rows = 6;
 // p^2 / 2) are summed over several passes.
 inline constexpr index gemm_depth = 256;
 
+// gemm_block for rows = 1..gemm_rows rows, chosen at run time.
+template <class S>
+inline void gemm_rows_block(index rows, S* C, index ldc, const S* A, index a_rs, index a_cs, const S* B, index ldb,
+                            index K, bool accumulate) {
+  switch (rows) {
+    case 6: gemm_block<6>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
+    case 5: gemm_block<5>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
+    case 4: gemm_block<4>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
+    case 3: gemm_block<3>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
+    case 2: gemm_block<2>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
+    case 1: gemm_block<1>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
+    default: break;
+  }
+}
+
 // C (M, W) = or += A (M, K) B (K, W); W a multiple of block_width<S>. C rows are ldc apart,
 // B rows ldb apart; A as in gemm_block.
 template <class S>
@@ -114,21 +129,26 @@ void gemm_tile(S* C, index ldc, const S* A, index a_rs, index a_cs, const S* B, 
     const bool acc = accumulate || k0 > 0;
     const S* Ak = A + k0 * a_cs;
     const S* Bk = B + k0 * ldb;
-    for (index c = 0; c < W; c += block_width<S>) {
-      index r = 0;
-      for (; r + R <= M; r += R) gemm_block<R>(C + r * ldc + c, ldc, Ak + r * a_rs, a_rs, a_cs, Bk + c, ldb, kd, acc);
-      S* Cr = C + r * ldc + c;
-      const S* Ar = Ak + r * a_rs;
-      switch (M - r) {
-        case 5: gemm_block<5>(Cr, ldc, Ar, a_rs, a_cs, Bk + c, ldb, kd, acc); break;
-        case 4: gemm_block<4>(Cr, ldc, Ar, a_rs, a_cs, Bk + c, ldb, kd, acc); break;
-        case 3: gemm_block<3>(Cr, ldc, Ar, a_rs, a_cs, Bk + c, ldb, kd, acc); break;
-        case 2: gemm_block<2>(Cr, ldc, Ar, a_rs, a_cs, Bk + c, ldb, kd, acc); break;
-        case 1: gemm_block<1>(Cr, ldc, Ar, a_rs, a_cs, Bk + c, ldb, kd, acc); break;
-        default: break;
-      }
-    }
+    for (index c = 0; c < W; c += block_width<S>)
+      for (index r = 0; r < M; r += R)
+        gemm_rows_block(std::min(R, M - r), C + r * ldc + c, ldc, Ak + r * a_rs, a_rs, a_cs, Bk + c, ldb, kd, acc);
   }
+}
+
+// C (p, W) = Y B for a symmetric Y (p, p) of which Yu holds only the upper triangle and the lower
+// triangles of the gemm_rows x gemm_rows diagonal blocks (rows ld apart; the rest is not read):
+// per block of rows [r, r + 6), the keys k >= r from the rows of Yu and the keys k < r from its
+// columns (Y_rk = Yu_kr). Saves the caller the strided half of a symmetric fill. W a multiple of
+// block_width<S>.
+template <class S>
+void symmetric_gemm_tile(S* C, index ldc, const S* Yu, index ld, const S* B, index ldb, index p, index W) {
+  constexpr index R = gemm_rows;
+  for (index c = 0; c < W; c += block_width<S>)
+    for (index r = 0; r < p; r += R) {
+      const index rows = std::min(R, p - r);
+      gemm_rows_block(rows, C + r * ldc + c, ldc, Yu + r * ld + r, ld, 1, B + r * ldb + c, ldb, p - r, false);
+      if (r > 0) gemm_rows_block(rows, C + r * ldc + c, ldc, Yu + r, 1, ld, B + c, ldb, r, true);
+    }
 }
 
 // Packs B (K, W) (rows ldb apart, W a multiple of block_width<S>) into column panels of
