@@ -81,6 +81,10 @@ void simd_moment_gemm(matrix<S>& O, const simd_head<S>& w, const matrix<S>& X, m
   constexpr index R = k::gemm_rows, bw = k::block_width<S>;
   const index N = w.N, W = X.cols(), rows_pad = k::round_up(N, R);
   constexpr index ldl = moment_logit_stride<S>;
+  if (O.size() != rows_pad * W) {  // a new buffer (a workspace keeps its own)
+    O.resize(rows_pad, W);
+    k::advise_huge_pages(O.data(), O.size());
+  }
   O.resize(rows_pad, W);
   buf.P.resize(std::size_t(rows_pad * moment_key_block));
   const double flops = double(N) * double(N) * double(W);

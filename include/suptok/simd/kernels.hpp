@@ -20,9 +20,13 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 
@@ -57,6 +61,27 @@ inline int thread_id() {
 // an idle machine and can cost milliseconds on an oversubscribed one, so only work of about a
 // tenth of a millisecond or more (4 Mflop) is threaded.
 inline bool worth_threads(double flops) { return flops > 4e6; }
+
+// Asks Linux for transparent huge pages (2 MiB) behind the whole 2 MiB pages of a buffer of n
+// elements (madvise MADV_HUGEPAGE: where the system's setting is "madvise", the usual default, they
+// are only granted when asked). The barrier's moment GEMM walks its (N, W) operands with rows
+// several KiB apart, each row on its own 4 KiB page: at N = 1024, p = 64 they span 4400 pages,
+// more than the second-level TLB holds, and a page walk then comes with most output tiles and
+// packed rows. Call it on a freshly allocated buffer, before its first touch (later, only the
+// kernel's background collapsing may use it). Elsewhere, and for buffers under 2 MiB, a no-op;
+// a refusal (huge pages disabled) is ignored.
+template <class S>
+void advise_huge_pages(S* data, index n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr std::uintptr_t huge = std::uintptr_t(1) << 21;
+  const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(data) + huge - 1) & ~(huge - 1);
+  const std::uintptr_t end = reinterpret_cast<std::uintptr_t>(data + n) & ~(huge - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#else
+  (void)data;
+  (void)n;
+#endif
+}
 
 // Columns of one register block; every B operand and padded row has a multiple of this width.
 template <class S>
