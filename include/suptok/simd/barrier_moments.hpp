@@ -28,7 +28,7 @@
 
 namespace suptok::detail {
 
-inline constexpr index moment_key_block = 256;     // keys per block: a B panel (256 x 16) fits L1
+inline constexpr index moment_key_block = 256;     // keys per block: a packed panel (256 x block_width) fits L1
 inline constexpr index moment_row_chunk = 96;       // query rows per probability chunk (16 panels)
 
 // The probability panels and packed columns of one key block, shared by the threads.
@@ -103,7 +103,6 @@ void simd_moment_gemm(matrix<S>& O, const simd_head<S>& w, const matrix<S>& X, m
                                 kc, m);
 #pragma omp for schedule(static)
       for (index c = 0; c < W; c += bw) {
-        if (c + bw < W) k::prefetch_tile(X.data() + k0 * W + c + bw, W, kc, bw);  // the next panel's rows
         k::pack_column_panels(Xp.data(), X.data() + k0 * W + c, W, kc, bw);
         for (index r = r0; r < rows_pad; r += R) {
           // keys of the block in the past of the panel's last row (the rest of the panel is 0)
