@@ -82,11 +82,7 @@ void simd_barrier_pack(simd_barrier_pass<S>& ps, const Eigen::Ref<const matrix<S
   const Eigen::Matrix<S, 1, Eigen::Dynamic> c = U.colwise().mean();  // (p)
   ps.Xc = U.rowwise() - c;                                            // (N, p)
   const index n_pad = simd_kernels::round_up(N, simd_tile);
-  if (ps.X.size() != n_pad * ps.W) {  // a new buffer (a workspace keeps its own)
-    ps.X.resize(n_pad, ps.W);
-    simd_kernels::advise_huge_pages(ps.X.data(), ps.X.size());
-  }
-  ps.X.resize(n_pad, ps.W);  // every entry is written below
+  simd_kernels::resize_huge(ps.X, n_pad, ps.W);  // every entry is written below
   ps.X.bottomRows(n_pad - N).setZero();
 #pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(double(N) * double(ps.W)))
   for (index s = 0; s < N; ++s) {

@@ -31,7 +31,7 @@ namespace suptok::detail {
 inline constexpr index moment_key_block = 256;     // keys per block: a packed panel (256 x block_width) fits L1
 inline constexpr index moment_row_chunk = 96;       // query rows per probability chunk (16 panels)
 
-// The probability panels and packed columns of one key block, shared by the threads.
+// The probability panels of one key block, shared by the threads.
 template <class S>
 struct simd_moment_buffers {
   std::vector<S> P;   // probability panels of one key block: (round_up(N, 6) - r0) x kc
@@ -81,11 +81,7 @@ void simd_moment_gemm(matrix<S>& O, const simd_head<S>& w, const matrix<S>& X, m
   constexpr index R = k::gemm_rows, bw = k::block_width<S>;
   const index N = w.N, W = X.cols(), rows_pad = k::round_up(N, R);
   constexpr index ldl = moment_logit_stride<S>;
-  if (O.size() != rows_pad * W) {  // a new buffer (a workspace keeps its own)
-    O.resize(rows_pad, W);
-    k::advise_huge_pages(O.data(), O.size());
-  }
-  O.resize(rows_pad, W);
+  k::resize_huge(O, rows_pad, W);
   buf.P.resize(std::size_t(rows_pad * moment_key_block));
   const double flops = double(N) * double(N) * double(W);
 #pragma omp parallel if (k::worth_threads(flops))

@@ -83,6 +83,17 @@ void advise_huge_pages(S* data, index n) {
 #endif
 }
 
+// m resized to (rows, cols): a new buffer (the size changed) is given advise_huge_pages before its
+// first touch; a buffer of the same size (a workspace's, kept from an earlier call) stays as it is.
+template <class S>
+void resize_huge(matrix<S>& m, index rows, index cols) {
+  if (m.size() != rows * cols) {
+    m.resize(rows, cols);
+    advise_huge_pages(m.data(), m.size());
+  }
+  m.resize(rows, cols);
+}
+
 // Columns of one register block; every B operand and padded row has a multiple of this width.
 template <class S>
 inline constexpr index block_width = 2 * lanes<S>;
