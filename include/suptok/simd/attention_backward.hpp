@@ -56,21 +56,26 @@ void simd_prepare_backward(simd_head_grad<S>& g, const simd_head<S>& w, const Ei
 }
 
 // Key tile [k0, k0 + simd_tile) of one head: its rows of dK and dV, and dS K into dQ (N, dk_pad).
+// The probabilities of every query tile are kept in one column (sc.P, (n_pad, simd_tile)) so
+// that dV += P^T dO is one product over all the tile's queries: its (kw, dv_pad) output is then
+// loaded and stored once per gemm_depth queries instead of once per query tile (dv_pad = W, about
+// p^2 / 2 wide, in the barrier's backward).
 template <class S>
 void simd_backward_tile(simd_head_grad<S>& g, S* dQ, const simd_head<S>& w, index k0, mask m, simd_scratch<S>& sc) {
   namespace k = simd_kernels;
   constexpr index T = simd_tile;
   const index kn = std::min(T, w.N - k0);
   const index kw = k::round_up(kn, k::block_width<S>);
-  sc.P.resize(T, T);
+  const index t_first = m == mask::strict ? k0 + 1 : k0;  // first query whose past reaches key k0
+  const index q_first = t_first / T * T;
+  sc.P.resize(w.n_pad, T);
   sc.dP.resize(T, T);
-  S* P = sc.P.data();
   S* dS = sc.dP.data();
   S* dK = g.dK.data() + k0 * w.dk_pad;  // (kw, dk_pad), owned by this tile
   S* dV = g.dV.data() + k0 * w.dv_pad;  // (kw, dv_pad), owned by this tile
-  const index t_first = m == mask::strict ? k0 + 1 : k0;  // first query whose past reaches key k0
-  for (index q0 = t_first / T * T; q0 < w.N; q0 += T) {
+  for (index q0 = q_first; q0 < w.N; q0 += T) {
     const index rows = std::min(T, w.N - q0);
+    S* P = sc.P.data() + (q0 - q_first) * T;
     simd_masked_logits(P, w, q0, rows, k0, kw, m);  // (rows, kw)
     for (index i = 0; i < rows; ++i) {
       S* p = P + i * T;
@@ -79,7 +84,6 @@ void simd_backward_tile(simd_head_grad<S>& g, S* dQ, const simd_head<S>& w, inde
       std::fill(p + end, p + kw, S(0));
     }
     const S* dO = g.dO.data() + q0 * w.dv_pad;
-    k::gemm_tile<S>(dV, w.dv_pad, P, 1, T, dO, w.dv_pad, kw, rows, w.dv_pad, true);  // (kw, rows) (rows, dv_pad)
     k::gemm_tile<S>(dS, T, dO, w.dv_pad, 1, g.Vt.data() + k0, g.Vt.cols(), rows, w.d_v, kw, false);  // dP (rows, kw)
     for (index i = 0; i < rows; ++i) k::mul_shifted(dS + i * T, P + i * T, kw, g.D(q0 + i));   // dS = P (dP - D)
     k::gemm_tile<S>(dK, w.dk_pad, dS, 1, T, w.Qs.data() + q0 * w.dk_pad, w.dk_pad, kw, rows, w.dk_pad,
@@ -87,6 +91,9 @@ void simd_backward_tile(simd_head_grad<S>& g, S* dQ, const simd_head<S>& w, inde
     k::gemm_tile<S>(dQ + q0 * w.dk_pad, w.dk_pad, dS, T, 1, g.K.data() + k0 * w.dk_pad, w.dk_pad, rows, kw, w.dk_pad,
                     true);  // (rows, kw) (kw, dk_pad)
   }
+  if (q_first < w.N)  // (kw, N - q_first) (N - q_first, dv_pad)
+    k::gemm_tile<S>(dV, w.dv_pad, sc.P.data(), 1, T, g.dO.data() + q_first * w.dv_pad, w.dv_pad, kw, w.N - q_first,
+                    w.dv_pad, true);
 }
 
 // Accumulates the gradients of one sequence into dU (N, p) and dW, head by head; O and lse of each

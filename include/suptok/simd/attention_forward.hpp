@@ -52,7 +52,7 @@ inline constexpr index simd_skew = 64 / index(sizeof(S));
 // Per-thread scratch tiles, sized on first use.
 template <class S>
 struct simd_scratch {
-  matrix<S> P;    // (simd_tile, simd_tile): logits, then probabilities
+  matrix<S> P;    // (simd_tile, simd_tile): logits, then probabilities; backward: (n_pad, simd_tile)
   matrix<S> dP;   // (simd_tile, simd_tile): backward only
   matrix<S> acc;  // (simd_tile, dv_pad): running output of a query tile
 };

@@ -2,7 +2,8 @@
 // (float, double). Same gradients as barrier_penalty_backward of barrier/penalty.hpp.
 //
 // Each line differentiates the forward line of simd/barrier_forward.hpp quoted beside it:
-//   b_t = f(det J_t)                 ->  dJ_t = weight * db/dJ (barrier/block.hpp, every policy)
+//   b_t = f(det J_t)                 ->  dJ_t = weight * db/dJ: -J_t^{-T} on the log branch
+//                                        (simd/block_inverse.hpp), else barrier/block.hpp's
 //   J_t -= V M_t                     ->  dV -= dJ_t M_t^T,  dM = -V^T dJ_t
 //     (one head, J'_t = I - M_t V: dV -= M_t^T dJ'_t, dM = -dJ'_t V^T, folded into two products per
 //      token, see simd_barrier_token_backward)
@@ -33,6 +34,7 @@
 
 #include "attention_backward.hpp"
 #include "barrier_forward.hpp"
+#include "block_inverse.hpp"
 
 namespace suptok {
 namespace detail {
@@ -47,11 +49,18 @@ void simd_barrier_block_gradients(simd_barrier_pass<S>& ps, const S& weight, con
       barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], barrier, argument,
                                           token_name{t});
   ps.J.topRows(std::min(first, ps.N) * p).setZero();
-#pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(simd_token_flops(ps.N, p)))
-  for (index t = first; t < ps.N; ++t)
-    ps.J.middleRows(t * p, p) =
-        weight * barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ps.ld[std::size_t(t)], barrier,
-                                                     argument, token_name{t});
+#pragma omp parallel if (simd_kernels::worth_threads(simd_token_flops(ps.N, p)))
+  {
+    simd_kernels::block_inverse_scratch<S> scratch;
+#pragma omp for schedule(static)
+    for (index t = first; t < ps.N; ++t) {
+      const signed_log_det<S>& ld = ps.ld[std::size_t(t)];
+      if (on_log_branch(ld, barrier) && scale_inverse_transpose<S>(ps.J.data() + t * p * p, p, -weight, scratch))
+        continue;  // db/dJ = -J^{-T}
+      ps.J.middleRows(t * p, p) =  // the policy's block gradient (rare tokens)
+          weight * barrier_block_backward_unchecked<S>(ps.J.middleRows(t * p, p), ld, barrier, argument, token_name{t});
+    }
+  }
 }
 
 // Per-token backward of head h: R_t into g.dO, D_t into g.D, the inclusive a_tt e_t into ae, the

@@ -208,12 +208,16 @@ void prefetch_tile(const S* C, index ld, index rows, index cols) {
 }
 
 // Gaussian elimination with partial pivoting, in place, of the (p, p) block J (rows ld apart, ld a
-// multiple of lanes<S>, columns [p, ld) zero): det J = sign(P) prod_k U_kk. Only the pivots are
-// kept: row i -= (J_ik / J_kk) row k over whole vectors from the one holding column k + 1 (the
-// columns <= k it also touches are never read again). J is overwritten. Same result as
-// likelihood/logdet.hpp's log_det up to rounding, without its allocations.
+// multiple of lanes<S>, columns [p, ld) zero): P J = L U, det J = sign(P) prod_k U_kk. Row i -=
+// l_ik row k (l_ik = J_ik / J_kk) over whole vectors from the one holding column k + 1: the upper
+// triangle of J becomes U, the entries below it are left undefined (the columns <= k a row update
+// also touches are never read again). With `L` (rows ld apart) the multipliers l_ik go to its
+// strict lower triangle, and with `pivot` (p) row k was exchanged with row pivot[k] at step k
+// (LAPACK's ipiv, 0-based; L's rows exchanged with them); both are what lu_inverse_transpose
+// (simd/block_inverse.hpp) reads. Same result as likelihood/logdet.hpp's log_det up to rounding,
+// without its allocations. A zero pivot stops it: sign 0, log|det| = -inf.
 template <class S>
-signed_log_det<S> lu_log_det(S* J, index p, index ld) {
+signed_log_det<S> lu_log_det(S* J, index p, index ld, S* L = nullptr, index* pivot = nullptr) {
   using V = vec<S>;
   using std::abs;
   using std::log;
@@ -223,8 +227,10 @@ signed_log_det<S> lu_log_det(S* J, index p, index ld) {
     for (index i = k + 1; i < p; ++i)
       if (abs(J[i * ld + k]) > abs(J[piv * ld + k])) piv = i;
     S* row_k = J + k * ld;
+    if (pivot) pivot[k] = piv;
     if (piv != k) {
       std::swap_ranges(row_k, row_k + ld, J + piv * ld);
+      if (L) std::swap_ranges(L + k * ld, L + k * ld + k, L + piv * ld);
       r.sign = -r.sign;
     }
     const S u = row_k[k];
@@ -233,6 +239,8 @@ signed_log_det<S> lu_log_det(S* J, index p, index ld) {
     r.log_abs += log(abs(u));
     const index j0 = (k + 1) / lanes<S> * lanes<S>;
     const S minus_inv = S(-1) / u;
+    if (L)
+      for (index i = k + 1; i < p; ++i) L[i * ld + k] = -(J[i * ld + k] * minus_inv);  // the l_ik applied below
     index i = k + 1;
     for (; i + 1 < p; i += 2) {  // two rows per pass share the loads of row k
       S* row_a = J + i * ld;
