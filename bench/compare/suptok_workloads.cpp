@@ -10,7 +10,7 @@
 //                    d_k = d_v = p, tau = sqrt(p), exact policy), and its gradients (U, W_Q, W_K)
 //                    inputs: U (B, N, p), W_Q (p, p), W_K (p, p)
 //                    outputs: penalty [, dU (B, N, p), dW_Q (p, p), dW_K (p, p)]
-//                    the forward passes one barrier_workspace to the warm-up and every timed run
+//                    both pass one barrier_workspace to the warm-up and every timed run
 //   attention_fwd    mu = softmax(Q K^T / sqrt(d), inclusive causal mask) (U W_V^T) W_O^T, one head
 //   attention_fwd_bwd  and the gradients of <dMu, mu> (U, W_Q, W_K, W_V, W_O); B = 1, p = d
 //                    inputs: U (N, d), W_Q, W_K, W_V, W_O (d, d), dMu (N, d)
@@ -142,7 +142,9 @@ std::vector<double> run_barrier(bool backward, index B, index N, index p, int re
     return ms;
   }
   suptok::barrier_gradients<float, suptok::attention_batch_gradients<float>> g;
-  const auto ms = time_runs(reps, [&] { g = suptok::barrier_penalty_batch_backward(suptok::simd{}, span, hs, bp, ap); });
+  suptok::barrier_workspace<float> ws;
+  const auto ms =
+      time_runs(reps, [&] { g = suptok::barrier_penalty_batch_backward(suptok::simd{}, span, hs, bp, ap, ws); });
   out.put(g.penalty);
   for (const mat& dU : g.grad.dU) out.put(dU);
   out.put(g.grad.dW[0].W_Q);

@@ -39,6 +39,20 @@ branch_census census(const test::barrier_problem<S>& pb, const barrier_params& b
   return c;
 }
 
+// The penalty and every gradient (one sequence's or a batch's) equal bit for bit.
+template <class S, class G>
+void check_bitwise_equal(const barrier_gradients<S, G>& got, const barrier_gradients<S, G>& expected) {
+  CHECK(got.penalty == expected.penalty);
+  CHECK(got.grad.dU == expected.grad.dU);
+  REQUIRE(got.grad.dW.size() == expected.grad.dW.size());
+  for (std::size_t h = 0; h < got.grad.dW.size(); ++h) {
+    CHECK(got.grad.dW[h].W_Q == expected.grad.dW[h].W_Q);
+    CHECK(got.grad.dW[h].W_K == expected.grad.dW[h].W_K);
+    CHECK(got.grad.dW[h].W_V == expected.grad.dW[h].W_V);
+    CHECK(got.grad.dW[h].W_O == expected.grad.dW[h].W_O);
+  }
+}
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("simd block inverse transpose against Eigen's PartialPivLU in long double", "[simd][lu]", float,
@@ -140,6 +154,39 @@ TEMPLATE_TEST_CASE("simd barrier gradients match the reference over a shape swee
   if (std::is_same_v<S, float>) {
     CHECK(e.grad_hi <= std::max(16.0, 2 * e.ref_g_hi));
     CHECK(e.ref_g_hi <= 32);
+  }
+}
+
+// One workspace through shapes that grow, shrink and change the number of heads and the mask (the
+// buffers of a larger call stay allocated for a smaller one): each result against the reference,
+// with the shape sweep's bounds, and bit for bit against a call with a fresh workspace.
+TEMPLATE_TEST_CASE("simd barrier backward keeps one workspace across calls", "[simd][barrier][backward]", float,
+                   double) {
+  using S = TestType;
+  const test::omp_threads one(1);
+  const double eps = test::epsilon_of<S>();
+  const barrier_params bp{extension::extended, 1e-8, 1e-2};
+  barrier_workspace<S> ws;
+  struct shape {
+    index N, p, H;
+    mask m;
+  };
+  std::uint64_t seed = 8500;
+  for (const shape& c : {shape{300, 17, 3, mask::strict}, shape{70, 8, 1, mask::inclusive},
+                         shape{200, 17, 1, mask::strict}, shape{65, 3, 3, mask::inclusive},
+                         shape{300, 17, 3, mask::strict}}) {
+    INFO("N = " << c.N << ", p = " << c.p << ", H = " << c.H);
+    const auto pb = test::make_barrier_problem<S>(c.N, c.p, c.H, test::barrier_head_scale(c.p), seed += 10);
+    const attention_params ap{c.m, 0};
+    const barrier_gradients<S> kept = barrier_penalty_backward(simd{}, pb.U, pb.hs, bp, ap, ws);
+    const barrier_gradients<S> ref = barrier_penalty_backward<S>(pb.U, pb.hs, bp, ap);
+    CHECK(test::err_eps(Eigen::Matrix<S, 1, 1>(kept.penalty), Eigen::Matrix<S, 1, 1>(ref.penalty), eps,
+                        double(c.p)) <= 4);
+    CHECK(test::err_eps_gradients(kept.grad.dU, kept.grad.dW, ref.grad.dU, ref.grad.dW, eps) <= 16);
+    check_bitwise_equal(kept, barrier_penalty_backward(simd{}, pb.U, pb.hs, bp, ap));
+    const std::vector<matrix<S>> batch{pb.U, pb.U.topRows(c.N / 2)};
+    check_bitwise_equal(barrier_penalty_batch_backward(simd{}, batch, pb.hs, bp, ap, ws),
+                        barrier_penalty_batch_backward(simd{}, batch, pb.hs, bp, ap));
   }
 }
 
@@ -276,13 +323,7 @@ void check_dispatch(std::initializer_list<dispatch_shape<S>> shapes) {
     CHECK(barrier_per_token(simd{}, pb.U, pb.hs, bp, ap) == expected_b);
     const barrier_gradients<S> expected =
         s.reference ? barrier_penalty_backward<S>(pb.U, pb.hs, bp, ap) : test::simd_kernel_gradients<S>(pb, bp, ap);
-    const barrier_gradients<S> got = barrier_penalty_backward(simd{}, pb.U, pb.hs, bp, ap);
-    CHECK(got.penalty == expected.penalty);
-    CHECK(got.grad.dU == expected.grad.dU);
-    for (std::size_t h = 0; h < pb.hs.size(); ++h) {
-      CHECK(got.grad.dW[h].W_Q == expected.grad.dW[h].W_Q);
-      CHECK(got.grad.dW[h].W_O == expected.grad.dW[h].W_O);
-    }
+    check_bitwise_equal(barrier_penalty_backward(simd{}, pb.U, pb.hs, bp, ap), expected);
   }
 }
 

@@ -25,18 +25,6 @@
 namespace suptok {
 namespace detail {
 
-// The extra operands of the backward for one head (padded as in simd_head).
-template <class S>
-struct simd_head_grad {
-  matrix<S> K;   // (n_pad, dk_pad)  K, row-major
-  matrix<S> Vt;  // (d_v, n_pad + skew) Vv^T (any row stride >= n_pad: Vt.cols())
-  matrix<S> dO;  // (N, dv_pad)      dMu W_O
-  vector<S> D;   // (N)              dO_t . O_t
-  matrix<S> dK;  // (n_pad, dk_pad)
-  matrix<S> dV;  // (n_pad, dv_pad)
-  std::vector<matrix<S>> dQ;  // one (N, dk_pad) per thread, of dS K (without 1/tau)
-};
-
 template <class S>
 void simd_prepare_backward(simd_head_grad<S>& g, const simd_head<S>& w, const Eigen::Ref<const matrix<S>>& dMu,
                            const head<S>& h) {

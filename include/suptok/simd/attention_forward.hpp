@@ -57,6 +57,19 @@ struct simd_scratch {
   matrix<S> acc;  // (simd_tile, dv_pad): running output of a query tile
 };
 
+// The extra operands of the backward for one head (padded as in simd_head; simd/attention_backward.hpp,
+// and the barrier's backward, which keeps them in its workspace).
+template <class S>
+struct simd_head_grad {
+  matrix<S> K;   // (n_pad, dk_pad)  K, row-major
+  matrix<S> Vt;  // (d_v, n_pad + skew) Vv^T (any row stride >= n_pad: Vt.cols())
+  matrix<S> dO;  // (N, dv_pad)      dMu W_O
+  vector<S> D;   // (N)              dO_t . O_t
+  matrix<S> dK;  // (n_pad, dk_pad)
+  matrix<S> dV;  // (n_pad, dv_pad)
+  std::vector<matrix<S>> dQ;  // one (N, dk_pad) per thread, of dS K (without 1/tau)
+};
+
 // Logit operands of a head from its (rotated) queries Q (N, d_k) and keys K (N, d_k); no values.
 template <class S>
 void simd_set_logit_operands(simd_head<S>& w, const matrix<S>& Q, const matrix<S>& K, S tau) {

@@ -243,7 +243,7 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
   dU.setZero(N, p);
   simd_barrier_block_gradients<S>(ps, weight, barrier, m, argument);  // ps.J: dJ (N p, p)
   const matrix<S>& dJ = ps.J;
-  simd_head_grad<S> g;
+  simd_head_grad<S>& g = ps.grad;
   g.Vt.setZero(W, ps.X.rows() + simd_skew<S>);  // X^T (W, n_pad), the values of every head's key tiles
   g.Vt.leftCols(ps.X.rows()) = ps.X.transpose();
   ps.X = matrix<S>();                            // released before R and E exist (peak memory)
@@ -303,28 +303,38 @@ void simd_barrier_gradients(S& sum, matrix<S>& dU, heads<S>& dW, simd_barrier_pa
 
 }  // namespace detail
 
-// The penalty of one sequence and its gradients with respect to U and the heads.
+// The penalty of one sequence and its gradients with respect to U and the heads; `workspace` keeps
+// the buffers across calls (barrier_workspace of simd/barrier_forward.hpp: the backward's are
+// about barrier_workspace_bytes(simd{}, N, heads, true) bytes).
 template <class S>
 barrier_gradients<S> barrier_penalty_backward(simd, const_ref<S> U, const heads<S>& heads,
-                                              const barrier_params& barrier, const attention_params& attention = {}) {
+                                              const barrier_params& barrier, const attention_params& attention,
+                                              barrier_workspace<S>& workspace) {
   detail::simd_require_scalar<S>();
   detail::validate_barrier(barrier);
   detail::validate_attention<S>(U, heads, attention, "U", "attention");
   const index n = detail::counted_tokens(U.rows(), attention.causal_mask);
   barrier_gradients<S> r{S(0), {matrix<S>::Zero(U.rows(), U.cols()), detail::zero_like(heads)}};
   if (n == 0) return r;
-  detail::simd_barrier_pass<S> ps;
   S sum = S(0);
-  detail::simd_barrier_gradients<S>(sum, r.grad.dU, r.grad.dW, ps, U, heads, S(1) / S(n), barrier, attention, "U");
+  detail::simd_barrier_gradients<S>(sum, r.grad.dU, r.grad.dW, workspace.buffers, U, heads, S(1) / S(n), barrier,
+                                    attention, "U");
   r.penalty = sum / S(n);
   return r;
+}
+
+template <class S>
+barrier_gradients<S> barrier_penalty_backward(simd, const_ref<S> U, const heads<S>& heads,
+                                              const barrier_params& barrier, const attention_params& attention = {}) {
+  barrier_workspace<S> workspace;
+  return barrier_penalty_backward<S>(simd{}, U, heads, barrier, attention, workspace);
 }
 
 // The batch penalty and its gradients: dU per sequence, dW summed over the batch.
 template <class S>
 barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backward(
     simd, std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads, const barrier_params& barrier,
-    const attention_params& attention = {}) {
+    const attention_params& attention, barrier_workspace<S>& workspace) {
   detail::simd_require_scalar<S>();
   detail::validate_barrier(barrier);
   detail::validate_batch<S>(Us, heads, attention, "attention");
@@ -334,17 +344,24 @@ barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backwar
                                                        {std::vector<matrix<S>>(Us.size()), detail::zero_like(heads)}};
   const S weight = n == 0 ? S(0) : S(1) / S(n);
   S total = S(0);
-  detail::simd_barrier_pass<S> ps;
   for (std::size_t b = 0; b < Us.size(); ++b) {
     r.grad.dU[b].setZero(Us[b].rows(), Us[b].cols());
     if (detail::counted_tokens(Us[b].rows(), attention.causal_mask) == 0) continue;
     S sum = S(0);
-    detail::simd_barrier_gradients<S>(sum, r.grad.dU[b], r.grad.dW, ps, Us[b], heads, weight, barrier, attention,
-                                      "Us[" + std::to_string(b) + "]");
+    detail::simd_barrier_gradients<S>(sum, r.grad.dU[b], r.grad.dW, workspace.buffers, Us[b], heads, weight, barrier,
+                                      attention, "Us[" + std::to_string(b) + "]");
     total += sum;
   }
   if (n > 0) r.penalty = total / S(n);
   return r;
+}
+
+template <class S>
+barrier_gradients<S, attention_batch_gradients<S>> barrier_penalty_batch_backward(
+    simd, std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads, const barrier_params& barrier,
+    const attention_params& attention = {}) {
+  barrier_workspace<S> workspace;
+  return barrier_penalty_batch_backward<S>(simd{}, Us, heads, barrier, attention, workspace);
 }
 
 }  // namespace suptok

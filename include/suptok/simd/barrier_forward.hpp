@@ -69,6 +69,7 @@ struct simd_barrier_pass {
   matrix<S> J;                         // (N p, p)    J_t = rows [t p, t p + p)
   std::vector<signed_log_det<S>> ld;   // N
   std::vector<S> b;                    // N
+  simd_head_grad<S> grad;              // backward: the key tiles' operands (simd/barrier_backward.hpp)
 };
 
 // The packed rows X_s of the centred keys.
@@ -394,13 +395,16 @@ std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& heads, bool b
   return std::size_t(n + heads_kept) * sizeof(S);
 }
 
-// Buffers of the simd barrier's forward kept from one call to the next. A loop that evaluates the
-// penalty again and again (training, a sweep over inputs) passes the same workspace to
-// barrier_per_token / barrier_penalty / barrier_penalty_batch: their buffers (about
-// barrier_workspace_bytes(simd{}, N, heads, false) bytes) are then allocated and first touched
+// Buffers of the simd barrier kept from one call to the next. A loop that evaluates the penalty
+// again and again (training, a sweep over inputs) passes the same workspace to barrier_per_token /
+// barrier_penalty / barrier_penalty_batch and to barrier_penalty_backward /
+// barrier_penalty_batch_backward (simd/barrier_backward.hpp): their buffers (about
+// barrier_workspace_bytes(simd{}, N, heads, backward) bytes) are then allocated and first touched
 // once, not on every call (at (N, p) = (1024, 64) the page faults of a fresh 20 MB were a fifth of
-// the forward's time). The workspace holds that memory until it is destroyed or released. Calls
-// that share a workspace must not run at the same time.
+// the forward's time, and those of the backward's 60 MB two thirds of its time on two threads on
+// one machine: docs/simd.md, "Workspace and threads").
+// The workspace holds that memory until it is destroyed or released. Calls that share a workspace
+// must not run at the same time.
 template <class S>
 struct barrier_workspace {
   detail::simd_barrier_pass<S> buffers;  // opaque: sized by the calls
