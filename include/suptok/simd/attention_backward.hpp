@@ -13,7 +13,8 @@
 //   Q, K, Vv = U W^T        ->  dW = d(Q, K, Vv)^T U,  dU += dQ W_Q + dK W_K + dV W_V  (Eigen)
 // Threads: OpenMP over the key tiles of one head at a time (sequences and heads in turn): a key
 // tile owns its rows of dK and dV; dQ is summed in one (N, d_k) buffer per thread and reduced.
-// Workspace: allocated once per call, O(N (d_k + d_v)) per head plus one dQ buffer per thread.
+// Workspace: allocated once per call, O(N (d_k + d_v)) per head plus, per thread, one dQ buffer and
+// the (n_pad, simd_tile) probabilities of a key tile.
 #pragma once
 
 #include <span>

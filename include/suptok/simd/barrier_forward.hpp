@@ -388,8 +388,9 @@ std::size_t barrier_workspace_bytes(simd, index N, const heads<S>& heads, bool b
     const index one = N * dk + h.d_k() * n_pad + n_pad * round_up(h.d_v(), block_width<S>) +
                       round_up(N, detail::simd_kernels::gemm_rows) * W + N +
                       threads * 2 * T * T;
-    // K, R, D, dK, E, one dQ per thread (dJ overwrites J)
-    const index grad = n_pad * dk + N * W + N + n_pad * dk + n_pad * W + threads * N * dk;
+    // K, R, D, dK, E, one dQ and the key tiles' probability column (n_pad, T) per thread (dJ
+    // overwrites J)
+    const index grad = n_pad * dk + N * W + N + n_pad * dk + n_pad * W + threads * (N * dk + n_pad * T);
     heads_kept = backward ? heads_kept + one + grad : std::max(heads_kept, one);
   }
   return std::size_t(n + heads_kept) * sizeof(S);
