@@ -39,7 +39,7 @@ void simd_prepare_backward(simd_head_grad<S>& g, const simd_head<S>& w, const Ei
   for (index t = 0; t < w.N; ++t)
     g.D(t) = simd_kernels::dot(g.dO.data() + t * w.dv_pad, w.O.data() + t * w.dv_pad, w.dv_pad);
   g.dK.setZero(w.n_pad, w.dk_pad);
-  g.dV.setZero(w.n_pad, w.dv_pad);
+  g.dV.resize(w.n_pad, w.dv_pad);  // every key tile's rows written by its product
   g.dQ.resize(std::size_t(simd_kernels::max_threads()));
   for (matrix<S>& dQ : g.dQ) dQ.setZero(w.N, w.dk_pad);
 }
@@ -55,8 +55,7 @@ void simd_backward_tile(simd_head_grad<S>& g, S* dQ, const simd_head<S>& w, inde
   constexpr index T = simd_tile;
   const index kn = std::min(T, w.N - k0);
   const index kw = k::round_up(kn, k::block_width<S>);
-  const index t_first = m == mask::strict ? k0 + 1 : k0;  // first query whose past reaches key k0
-  const index q_first = t_first / T * T;
+  const index q_first = k0;  // the diagonal tile: the first whose queries see key k0 (either mask)
   sc.P.resize(w.n_pad, T);
   sc.dP.resize(T, T);
   S* dS = sc.dP.data();
@@ -80,9 +79,9 @@ void simd_backward_tile(simd_head_grad<S>& g, S* dQ, const simd_head<S>& w, inde
     k::gemm_tile<S>(dQ + q0 * w.dk_pad, w.dk_pad, dS, T, 1, g.K.data() + k0 * w.dk_pad, w.dk_pad, rows, kw, w.dk_pad,
                     true);  // (rows, kw) (kw, dk_pad)
   }
-  if (q_first < w.N)  // (kw, N - q_first) (N - q_first, dv_pad)
-    k::gemm_tile<S>(dV, w.dv_pad, sc.P.data(), 1, T, g.dO.data() + q_first * w.dv_pad, w.dv_pad, kw, w.N - q_first,
-                    w.dv_pad, true);
+  // (kw, N - q_first) (N - q_first, dv_pad); every tile's k0 < N
+  k::gemm_tile<S>(dV, w.dv_pad, sc.P.data(), 1, T, g.dO.data() + q_first * w.dv_pad, w.dv_pad, kw, w.N - q_first,
+                  w.dv_pad, false);
 }
 
 // Accumulates the gradients of one sequence into dU (N, p) and dW, head by head; O and lse of each

@@ -87,7 +87,7 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
   for (index t = 0; t < N; ++t)
     if (centred[std::size_t(t)]) rc[std::size_t(t)] = n_centred++;
   Rc.resize(n_centred, W);
-  g.dO.setZero(N, W);
+  g.dO.resize(N, W);  // every row written below
   g.D.resize(N);
   ae.setZero(N);
   dA.setZero(p, p);
@@ -151,6 +151,8 @@ void simd_barrier_token_backward(simd_head_grad<S>& g, vector<S>& ae, matrix<S>&
         for (index j = i + 1; j < p; ++j) *r++ = dC_t(i, j) + dC_t(j, i);
       }
       for (index i = 0; i < p; ++i) *r++ = dm1(i);
+      std::fill(r, r0 + W, S(0));                    // the padding slots
+      if (two_pass) std::fill_n(g.dO.data() + t * W, W, S(0));
       g.D(t) = (two_pass ? S(0) : simd_kernels::dot(r0, w.O.data() + t * W, W)) + ae(t);
     }
     if (ps.one_head) {  // dA = -G V^T, dV -= A^T G
@@ -172,7 +174,7 @@ void simd_barrier_key_tiles(simd_head_grad<S>& g, const simd_barrier_pass<S>& ps
   g.K.setZero(w.n_pad, w.dk_pad);
   g.K.topLeftCorner(w.N, w.d_k) = w.Kt.leftCols(w.N).transpose();  // (N, d_k)
   g.dK.setZero(w.n_pad, w.dk_pad);
-  g.dV.setZero(w.n_pad, ps.W);
+  g.dV.resize(w.n_pad, ps.W);  // every key tile's rows written by its product
   g.dQ.resize(std::size_t(simd_kernels::max_threads()));
   for (matrix<S>& dQ : g.dQ) dQ.setZero(w.N, w.dk_pad);
   const index n_tiles = w.n_pad / simd_tile;
@@ -244,8 +246,9 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
   simd_barrier_block_gradients<S>(ps, weight, barrier, m, argument);  // ps.J: dJ (N p, p)
   const matrix<S>& dJ = ps.J;
   simd_head_grad<S>& g = ps.grad;
-  g.Vt.setZero(W, ps.X.rows() + simd_skew<S>);  // X^T (W, n_pad), the values of every head's key tiles
+  g.Vt.resize(W, ps.X.rows() + simd_skew<S>);  // X^T (W, n_pad), the values of every head's key tiles
   g.Vt.leftCols(ps.X.rows()) = ps.X.transpose();
+  g.Vt.rightCols(simd_skew<S>).setZero();
   ps.X = matrix<S>();                            // released before R and E exist (peak memory)
   vector<S> ae;  // (N) inclusive: a_tt e_t
   matrix<S> dA, dV, Rc;
@@ -268,18 +271,16 @@ void simd_barrier_backward_sequence(S& sum, matrix<S>& dU, heads<S>& dW, simd_ba
     // dx_s = Sym(E_s) x_s + E_s[m1 part]
 #pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(double(N) * double(W)))
     for (index s = 0; s < N; ++s) {
-      const S* E = g.dV.data() + s * W;
-      const S* x = ps.Xc.data() + s * p;
-      S* du = dU.data() + s * p;
-      for (index i = 0; i < p; ++i) {
-        du[i] += S(2) * *E * x[i];
-        ++E;
-        for (index j = i + 1; j < p; ++j, ++E) {
-          du[i] += *E * x[j];
-          du[j] += *E * x[i];
-        }
+      const S* E = g.dV.data() + s * W;  // row i of the packed E_s: E_ii, then E_ij for j > i
+      const Eigen::Map<const vector<S>> x(ps.Xc.data() + s * p, p);
+      Eigen::Map<vector<S>> du(dU.data() + s * p, p);
+      for (index i = 0; i < p; E += p - i, ++i) {
+        const index n = p - 1 - i;
+        const Eigen::Map<const vector<S>> e(E + 1, n);
+        du(i) += S(2) * E[0] * x(i) + e.dot(x.tail(n));  // the upper triangle's row i
+        du.tail(n) += x(i) * e;                          // and its column i
       }
-      for (index i = 0; i < p; ++i) du[i] += E[i];
+      du += Eigen::Map<const vector<S>>(E, p);
     }
     // A = W_K^T W_Q / tau, V = W_O W_V
     dW[h].W_Q.noalias() += (heads[h].W_K * dA) / w.tau;

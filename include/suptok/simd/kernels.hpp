@@ -222,10 +222,17 @@ signed_log_det<S> lu_log_det(S* J, index p, index ld, S* L = nullptr, index* piv
   using std::abs;
   using std::log;
   signed_log_det<S> r{1, S(0)};
+  index piv = 0;     // the pivot of column k: the first row i >= k of largest |J_ik|, found for k + 1
+  S largest = S(-1); // by the pass that updates the rows below k (its running maximum in a register)
+  const auto consider = [&](index i, index column) {
+    const S a = abs(J[i * ld + column]);
+    if (a > largest) {
+      largest = a;
+      piv = i;
+    }
+  };
+  for (index i = 0; i < p; ++i) consider(i, 0);
   for (index k = 0; k < p; ++k) {
-    index piv = k;
-    for (index i = k + 1; i < p; ++i)
-      if (abs(J[i * ld + k]) > abs(J[piv * ld + k])) piv = i;
     S* row_k = J + k * ld;
     if (pivot) pivot[k] = piv;
     if (piv != k) {
@@ -241,6 +248,8 @@ signed_log_det<S> lu_log_det(S* J, index p, index ld, S* L = nullptr, index* piv
     const S minus_inv = S(-1) / u;
     if (L)
       for (index i = k + 1; i < p; ++i) L[i * ld + k] = -(J[i * ld + k] * minus_inv);  // the l_ik applied below
+    piv = k + 1;
+    largest = S(-1);
     index i = k + 1;
     for (; i + 1 < p; i += 2) {  // two rows per pass share the loads of row k
       S* row_a = J + i * ld;
@@ -251,12 +260,15 @@ signed_log_det<S> lu_log_det(S* J, index p, index ld, S* L = nullptr, index* piv
         xsimd::fma(la, rk, V::load_unaligned(row_a + j)).store_unaligned(row_a + j);
         xsimd::fma(lb, rk, V::load_unaligned(row_b + j)).store_unaligned(row_b + j);
       }
+      consider(i, k + 1);
+      consider(i + 1, k + 1);
     }
     if (i < p) {
       S* row_i = J + i * ld;
       const V l(row_i[k] * minus_inv);
       for (index j = j0; j < ld; j += lanes<S>)
         xsimd::fma(l, V::load_unaligned(row_k + j), V::load_unaligned(row_i + j)).store_unaligned(row_i + j);
+      consider(i, k + 1);
     }
   }
   return r;
