@@ -27,6 +27,7 @@
 // are computed by the reference path's general form.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -90,10 +91,12 @@ void simd_projected_group(simd_projected_pass<S>& ps, const Eigen::Ref<const mat
   }
   const projected_columns c{ps.Y.cols(), ps.X.cols()};
   const index N = ps.N, width = simd_kernels::round_up(c.width(), simd_kernels::block_width<S>);
-  ps.Z.setZero(simd_kernels::round_up(N, simd_tile), width);
+  simd_kernels::resize_huge(ps.Z, simd_kernels::round_up(N, simd_tile), width);  // kept across groups
+  ps.Z.bottomRows(ps.Z.rows() - N).setZero();
 #pragma omp parallel for schedule(static) if (simd_kernels::worth_threads(double(N) * double(width)))
   for (index s = 0; s < N; ++s) {
     S* z = ps.Z.data() + s * width;
+    std::fill(z + c.width(), z + width, S(0));  // the padding columns
     for (index i = 0; i < c.d_v; ++i)
       for (index j = 0; j < c.d_k; ++j) z[i * c.d_k + j] = ps.Y(s, i) * ps.X(s, j);
     for (index i = 0; i < c.d_v; ++i) z[c.sy() + i] = ps.Y(s, i), z[c.syy() + i] = ps.Y(s, i) * ps.Y(s, i);
@@ -140,7 +143,7 @@ void simd_projected_rows(projected_head_state<S>& st, simd_projected_pass<S>& ps
   const projected_columns c{st.d_v, st.d_k};
   const index N = ps.N, ldo = ps.Z.cols();
   const bool inclusive = m == mask::inclusive;
-  st.XR.setZero(N, c.d_v * c.d_k);
+  simd_kernels::resize_huge(st.XR, N, c.d_v * c.d_k);  // H N d_v d_k in all: 200 MB for GPT-2 at N = 1024
   if (inclusive) {
     st.a_tt.setZero(N);
     st.dv.setZero(N, c.d_v);
@@ -151,8 +154,11 @@ void simd_projected_rows(projected_head_state<S>& st, simd_projected_pass<S>& ps
   for (index t = 0; t < N; ++t) {
     const S* o = ps.w.O.data() + t * ldo;
     const S z = o[c.z()];
-    if (z == S(0)) continue;  // empty past: X^h_t = 0 (a NaN z, from overflowing moments, goes on to a NaN block)
     Eigen::Map<matrix<S>> X(st.XR.data() + t * c.d_v * c.d_k, c.d_v, c.d_k);
+    if (z == S(0)) {  // empty past: X^h_t = 0 (a NaN z, from overflowing moments, goes on to a NaN block)
+      X.setZero();
+      continue;
+    }
     vector<S> ybar = Eigen::Map<const vector<S>>(o + c.sy(), c.d_v) / z;
     const vector<S> xbar = Eigen::Map<const vector<S>>(o + c.sx(), c.d_k) / z;
     if (projected_moment_cancels(o, c)) {
