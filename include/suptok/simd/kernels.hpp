@@ -207,6 +207,23 @@ void prefetch_tile(const S* C, index ld, index rows, index cols) {
     for (index j = 0; j < cols; j += line) __builtin_prefetch(C + r * ld + j, 1);
 }
 
+// Partial pivoting's choice among entries offered in row order: the first of largest magnitude
+// (LAPACK's getrf on ties; a NaN is never chosen over the first row offered). The running maximum
+// stays in a register, so an elimination can offer each row's next-column entry as it updates it.
+template <class S>
+struct pivot_search {
+  index row;
+  S largest = S(-1);
+  explicit pivot_search(index first) : row(first) {}
+  void offer(index i, S x) {
+    using std::abs;
+    if (abs(x) > largest) {
+      largest = abs(x);
+      row = i;
+    }
+  }
+};
+
 // Gaussian elimination with partial pivoting, in place, of the (p, p) block J (rows ld apart, ld a
 // multiple of lanes<S>, columns [p, ld) zero): P J = L U, det J = sign(P) prod_k U_kk. Row i -=
 // l_ik row k (l_ik = J_ik / J_kk) over whole vectors from the one holding column k + 1: the upper
@@ -222,17 +239,10 @@ signed_log_det<S> lu_log_det(S* J, index p, index ld, S* L = nullptr, index* piv
   using std::abs;
   using std::log;
   signed_log_det<S> r{1, S(0)};
-  index piv = 0;     // the pivot of column k: the first row i >= k of largest |J_ik|, found for k + 1
-  S largest = S(-1); // by the pass that updates the rows below k (its running maximum in a register)
-  const auto consider = [&](index i, index column) {
-    const S a = abs(J[i * ld + column]);
-    if (a > largest) {
-      largest = a;
-      piv = i;
-    }
-  };
-  for (index i = 0; i < p; ++i) consider(i, 0);
+  pivot_search<S> search(0);  // column k's pivot, found by the pass that updated the rows below k - 1
+  for (index i = 0; i < p; ++i) search.offer(i, J[i * ld]);
   for (index k = 0; k < p; ++k) {
+    const index piv = search.row;
     S* row_k = J + k * ld;
     if (pivot) pivot[k] = piv;
     if (piv != k) {
@@ -248,8 +258,7 @@ signed_log_det<S> lu_log_det(S* J, index p, index ld, S* L = nullptr, index* piv
     const S minus_inv = S(-1) / u;
     if (L)
       for (index i = k + 1; i < p; ++i) L[i * ld + k] = -(J[i * ld + k] * minus_inv);  // the l_ik applied below
-    piv = k + 1;
-    largest = S(-1);
+    search = pivot_search<S>(k + 1);
     index i = k + 1;
     for (; i + 1 < p; i += 2) {  // two rows per pass share the loads of row k
       S* row_a = J + i * ld;
@@ -260,15 +269,15 @@ signed_log_det<S> lu_log_det(S* J, index p, index ld, S* L = nullptr, index* piv
         xsimd::fma(la, rk, V::load_unaligned(row_a + j)).store_unaligned(row_a + j);
         xsimd::fma(lb, rk, V::load_unaligned(row_b + j)).store_unaligned(row_b + j);
       }
-      consider(i, k + 1);
-      consider(i + 1, k + 1);
+      search.offer(i, row_a[k + 1]);
+      search.offer(i + 1, row_b[k + 1]);
     }
     if (i < p) {
       S* row_i = J + i * ld;
       const V l(row_i[k] * minus_inv);
       for (index j = j0; j < ld; j += lanes<S>)
         xsimd::fma(l, V::load_unaligned(row_k + j), V::load_unaligned(row_i + j)).store_unaligned(row_i + j);
-      consider(i, k + 1);
+      search.offer(i, row_i[k + 1]);
     }
   }
   return r;

@@ -90,24 +90,19 @@ void panel_lu(row_block<S> A, index* pivot) {
   const index m = A.rows(), k = A.cols(), ld = simd_kernels::round_up(k, L), vectors = ld / L;
   std::vector<S> P(std::size_t(m * ld), S(0));
   for (index i = 0; i < m; ++i) std::copy_n(&A(i, 0), k, P.data() + i * ld);
-  // the first row of largest |P_ij| over rows [from, m): ties to the first, as getrf's pivots
-  const auto pivot_row = [&](index j, index from) {
-    index r = from;
-    S largest = S(-1);
-    for (index i = from; i < m; ++i) {
-      const S a = abs(P[std::size_t(i * ld + j)]);
-      if (a > largest) largest = a, r = i;
-    }
-    return r;
+  const auto search_column = [&](index j) {  // over rows [j, m)
+    simd_kernels::pivot_search<S> search(j);
+    for (index i = j; i < m; ++i) search.offer(i, P[std::size_t(i * ld + j)]);
+    return search.row;
   };
-  index r = pivot_row(0, 0);
+  index r = search_column(0);
   for (index j = 0; j < k; ++j) {
     pivot[j] = r;
     S* const row_j = P.data() + j * ld;
     if (r != j) std::swap_ranges(row_j, row_j + ld, P.data() + r * ld);
     const S u = row_j[j];
     if (u == S(0)) {  // a zero pivot: the column below is zero, nothing to eliminate
-      if (j + 1 < k) r = pivot_row(j + 1, j + 1);
+      if (j + 1 < k) r = search_column(j + 1);
       continue;
     }
     const S inverse = abs(u) >= std::numeric_limits<S>::min() ? S(1) / u : S(0);
@@ -116,8 +111,7 @@ void panel_lu(row_block<S> A, index* pivot) {
     std::fill(masked, masked + j + 1, S(0));
     V u_j[max_vectors];
     for (index v = 0; v < vectors; ++v) u_j[v] = V::load_unaligned(masked + v * L);
-    S largest = S(-1);
-    r = j + 1;
+    simd_kernels::pivot_search<S> next(j + 1);
     for (index i = j + 1; i < m; ++i) {
       S* const row_i = P.data() + i * ld;
       const S l = inverse != S(0) ? row_i[j] * inverse : row_i[j] / u;
@@ -125,11 +119,9 @@ void panel_lu(row_block<S> A, index* pivot) {
       for (index v = 0; v < vectors; ++v)
         xsimd::fnma(lv, u_j[v], V::load_unaligned(row_i + v * L)).store_unaligned(row_i + v * L);
       row_i[j] = l;
-      if (j + 1 < k) {
-        const S a = abs(row_i[j + 1]);
-        if (a > largest) largest = a, r = i;
-      }
+      if (j + 1 < k) next.offer(i, row_i[j + 1]);
     }
+    r = next.row;
   }
   for (index i = 0; i < m; ++i) std::copy_n(P.data() + i * ld, k, &A(i, 0));
 }
