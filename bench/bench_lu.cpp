@@ -5,6 +5,9 @@
 // simd_kernels::lu_inverse_transpose (simd/block_inverse.hpp, what the backward calls), recursive_lu
 // with lu_inverse, and Eigen's PartialPivLU(J).inverse() on the row-major block, each counted as
 // 2 n^3 flops (the LU and the inverse from its factors).
+// And the trailing update C -= A B those factorisations spend their time in, on row-major operands
+// of the shapes the recursion meets at n = 768: simd_kernels::packed_gemm_subtract (what
+// recursive_lu calls with 512-bit vectors) against Eigen's product, 2 m k n flops.
 // Run e.g.  OMP_NUM_THREADS=1 ./bench_lu --benchmark_filter='<float>/768'
 #include <suptok/simd.hpp>
 #include <suptok/simd/block_inverse.hpp>
@@ -99,6 +102,29 @@ void BM_inverse_eigen(benchmark::State& state) {
   set_rate(state, n, 2.0);
 }
 
+template <class S, bool packed>
+void BM_gemm_subtract(benchmark::State& state) {
+  const index m = state.range(0), k = state.range(1), n = state.range(2);
+  const suptok::matrix<S> A = suptok::bench::random_matrix<S>(m, k, 5, 1.0);
+  const suptok::matrix<S> B = suptok::bench::random_matrix<S>(k, n, 6, 1.0);
+  suptok::matrix<S> C = suptok::bench::random_matrix<S>(m, n, 7, 1.0);
+  for (auto _ : state) {
+    if constexpr (packed)
+      suptok::detail::simd_kernels::packed_gemm_subtract<S>(C.data(), n, A.data(), k, B.data(), n, m, k, n);
+    else
+      C.noalias() -= A * B;
+    benchmark::DoNotOptimize(C.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(m) * double(k) * double(n) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void trailing_shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"m", "k", "n"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+  for (index k : {384, 192, 96, 48}) b->Args({768 - k, k, k});
+  b->Args({192, 192, 192});
+}
+
 void sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n"})->Unit(benchmark::kMillisecond)->UseRealTime();
   for (index n : {64, 128, 256, 512, 768}) b->Args({n});
@@ -116,3 +142,7 @@ BENCHMARK_TEMPLATE(BM_inverse_eigen, float)->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_inverse_transpose_simd, double)->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_inverse_recursive, double)->Apply(sizes);
 BENCHMARK_TEMPLATE(BM_inverse_eigen, double)->Apply(sizes);
+BENCHMARK_TEMPLATE(BM_gemm_subtract, float, true)->Apply(trailing_shapes);
+BENCHMARK_TEMPLATE(BM_gemm_subtract, float, false)->Apply(trailing_shapes);
+BENCHMARK_TEMPLATE(BM_gemm_subtract, double, true)->Apply(trailing_shapes);
+BENCHMARK_TEMPLATE(BM_gemm_subtract, double, false)->Apply(trailing_shapes);

@@ -70,6 +70,35 @@ TEMPLATE_TEST_CASE("recursive LU: sign and log|det| against Eigen's PartialPivLU
   }
 }
 
+TEMPLATE_TEST_CASE("packed GEMM C - A B against a long double product", "[simd][lu]", float, double) {
+  using S = TestType;
+  const double eps = test::epsilon_of<S>();
+  // Shapes around the register block (8 or 6 rows, 2 vectors), the 96-row chunks and the 256-deep
+  // slices: ragged right and bottom edges, one row, a depth past one slice.
+  const index shapes[][3] = {{1, 64, 64}, {7, 64, 65}, {97, 80, 81}, {200, 300, 130}, {384, 257, 96}, {50, 513, 70}};
+  for (const auto& [m, k, n] : shapes)
+    for (const double a_scale : {1.0, 1e-3}) {
+      DYNAMIC_SECTION("(m, k, n) = (" << m << ", " << k << ", " << n << "), A and B of scale " << a_scale) {
+        const matrix<S> A = test::random_matrix<S>(m, k, 900 + std::uint64_t(k), a_scale);
+        const matrix<S> B = test::random_matrix<S>(k, n, 901 + std::uint64_t(n), a_scale);
+        const matrix<S> C0 = matrix<S>::Constant(m, n, S(1)) + test::random_matrix<S>(m, n, 902, 1e-2);
+        matrix<S> C = C0;
+        detail::simd_kernels::packed_gemm_subtract<S>(C.data(), n, A.data(), k, B.data(), n, m, k, n);
+        const matrix<long double> exact =
+            test::cast<long double>(C0) - test::cast<long double>(A) * test::cast<long double>(B);
+        const matrix<long double> scale = test::cast<long double>(C0).cwiseAbs() +
+                                          test::cast<long double>(A).cwiseAbs() * test::cast<long double>(B).cwiseAbs();
+        // |error| <= k eps (|C| + |A| |B|) entrywise, in units of eps: each product of k terms is
+        // summed in the registers from zero and added to C once (per slice of 256), so where A B is
+        // small against C = 1 (scale 1e-3) the error stays near one rounding of C; accumulating onto
+        // C term by term measured 9-25 eps there.
+        const double worst = ((test::cast<long double>(C) - exact).cwiseAbs().cwiseQuotient(scale)).maxCoeff() / eps;
+        INFO("largest error " << worst << " eps (|C| + |A| |B|)");
+        CHECK(worst <= 4);  // measured up to 1.86 (float) and 1.83 (double)
+      }
+    }
+}
+
 TEMPLATE_TEST_CASE("simd projected barrier of a layer against the reference's general form", "[simd][layer]", float,
                    double) {
   using S = TestType;

@@ -88,7 +88,7 @@ signed_log_det<S> lu_inverse_transpose(S* out, index ldo, const S* J, index ldj,
   S* F = w.F.data();
   S* L = w.L.data();
   S* Y = w.Y.data();
-  for (index i = 0; i < p; ++i) std::copy_n(J + i * ldj, p, F + i * ld);  // padding columns stay 0
+  for (index i = 0; i < p; ++i) copy_row(F + i * ld, J + i * ldj, p);  // padding columns stay 0
   const signed_log_det<S> ld_J = lu_log_det(F, p, ld, L, w.pivot.data());
   if (ld_J.sign == 0) return ld_J;
   for (index i = 0; i < p; ++i) {  // Z = L^{-1}: row i over the vectors of columns [0, i]

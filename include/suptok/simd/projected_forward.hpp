@@ -218,7 +218,8 @@ void build_projected_block(matrix<S>& B, const simd_projected_pass<S>& ps, index
   B.setIdentity(ps.n, ps.n);
   for (const projected_head_state<S>& st : ps.heads) {
     auto rows = B.middleRows(st.offset, st.d_v);  // (d_v, n)
-    rows.noalias() -= Eigen::Map<const matrix<S>>(st.XR.data() + t * st.d_v * st.d_k, st.d_v, st.d_k) * st.products.P;
+    subtract_product<S>(rows, Eigen::Map<const matrix<S>>(st.XR.data() + t * st.d_v * st.d_k, st.d_v, st.d_k),
+                        st.products.P);
     if (m != mask::inclusive || st.a_tt(t) == S(0)) continue;
     rows -= st.a_tt(t) * st.products.VO;
     const Eigen::Matrix<S, 1, Eigen::Dynamic> r = st.Qp.row(t) * st.products.KO;  // (n)

@@ -8,7 +8,7 @@
 // at k1 columns, A = [A11 A12; A21 A22],
 //   [A11; A21] = P1 [L11; L21] U11      recursively; up to lu_base_columns columns unblocked
 //   A12 <- L11^{-1} (P1 A12)            unit lower triangular solve, split recursively into GEMMs
-//   A22 <- A22 - L21 A12                one Eigen GEMM: nearly all of the 2/3 k^3 flops
+//   A22 <- A22 - L21 A12                one GEMM: nearly all of the 2/3 k^3 flops
 //   A22 = P2 L22 U22                    recursively, then P2 applied to L21
 // Row-major storage keeps the row interchanges and the triangular solves' row updates contiguous;
 // the narrow panels are factored in a copy whose rows are whole vectors. Measured at n = 768 in
@@ -16,6 +16,9 @@
 // 8.6 ms for Eigen's blocked PartialPivLU (column-major) and about 6 ms for OpenBLAS 0.3.21's sgetrf,
 // with the panels then factored in a column-major copy; the row-vector panels took 12-14% off
 // that on a Zen 5 (bench_lu, x86-64-v3: 4.25 -> 3.73 ms and 4.62 -> 4.07 ms in two paired runs).
+// The GEMMs through subtract_product (simd/packed_gemm.hpp) and the panel's next-column entries
+// computed rather than reloaded: 3.39-3.55 -> 2.35-2.59 ms on the same Zen 5 (bench_lu built with
+// -march=native, AVX-512, alternated runs; double 6.9-7.5 -> 4.7-5.7 ms).
 #pragma once
 
 #include <algorithm>
@@ -27,6 +30,7 @@
 #include "../core/view.hpp"
 #include "../likelihood/logdet.hpp"
 #include "kernels.hpp"
+#include "packed_gemm.hpp"
 
 namespace suptok::detail {
 
@@ -46,7 +50,7 @@ void unit_lower_solve(row_block<S> L, row_block<S> B) {
   }
   const index k1 = k / 2;
   unit_lower_solve<S>(L.topLeftCorner(k1, k1), B.topRows(k1));
-  B.bottomRows(k - k1).noalias() -= L.bottomLeftCorner(k - k1, k1) * B.topRows(k1);
+  subtract_product<S>(B.bottomRows(k - k1), L.bottomLeftCorner(k - k1, k1), B.topRows(k1));
   unit_lower_solve<S>(L.bottomRightCorner(k - k1, k - k1), B.bottomRows(k - k1));
 }
 
@@ -64,7 +68,7 @@ void upper_solve(row_block<S> U, row_block<S> B) {
   }
   const index k1 = k / 2;
   upper_solve<S>(U.bottomRightCorner(k - k1, k - k1), B.bottomRows(k - k1));
-  B.topRows(k1).noalias() -= U.topRightCorner(k1, k - k1) * B.bottomRows(k - k1);
+  subtract_product<S>(B.topRows(k1), U.topRightCorner(k1, k - k1), B.bottomRows(k - k1));
   upper_solve<S>(U.topLeftCorner(k1, k1), B.topRows(k1));
 }
 
@@ -80,16 +84,21 @@ void swap_rows(row_block<S> A, const index* pivot, index k0, index k1) {
 // padded): per column j, row i > j gets its multiplier l_ij = a_ij / u_jj (a_ij times 1 / u_jj
 // where |u_jj| is a normal number, as LAPACK's getf2 does) in column j and loses l_ij times row j
 // over whole vectors (row j's entries up to column j masked to zero); the same pass over the rows
-// finds the next column's pivot. (A column-major copy, where the columns are contiguous, spent
-// more time in its two transposing copies than in the factorisation.)
+// finds the next column's pivot, each row's entry computed by simd_kernels::lane_fma rather than
+// read back from the row just stored. (A column-major copy, where the columns are contiguous,
+// spent more time in its two transposing copies than in the factorisation.)
 template <class S>
 void panel_lu(row_block<S> A, index* pivot) {
   using V = simd_kernels::vec<S>;
   using std::abs;
   constexpr index L = simd_kernels::lanes<S>, max_vectors = (lu_base_columns + L - 1) / L;
   const index m = A.rows(), k = A.cols(), ld = simd_kernels::round_up(k, L), vectors = ld / L;
-  std::vector<S> P(std::size_t(m * ld), S(0));
-  for (index i = 0; i < m; ++i) std::copy_n(&A(i, 0), k, P.data() + i * ld);
+  thread_local std::vector<S> P;  // kept across calls: one panel is factored per 16 columns
+  P.resize(std::max(P.size(), std::size_t(m * ld)));
+  for (index i = 0; i < m; ++i) {
+    simd_kernels::copy_row(P.data() + i * ld, &A(i, 0), k);
+    std::fill(P.data() + i * ld + k, P.data() + (i + 1) * ld, S(0));
+  }
   const auto search_column = [&](index j) {  // over rows [j, m)
     simd_kernels::pivot_search<S> search(j);
     for (index i = j; i < m; ++i) search.offer(i, P[std::size_t(i * ld + j)]);
@@ -115,15 +124,15 @@ void panel_lu(row_block<S> A, index* pivot) {
     for (index i = j + 1; i < m; ++i) {
       S* const row_i = P.data() + i * ld;
       const S l = inverse != S(0) ? row_i[j] * inverse : row_i[j] / u;
+      if (j + 1 < k) next.offer(i, simd_kernels::lane_fma(-l, masked[j + 1], row_i[j + 1]));
       const V lv(l);
       for (index v = 0; v < vectors; ++v)
         xsimd::fnma(lv, u_j[v], V::load_unaligned(row_i + v * L)).store_unaligned(row_i + v * L);
       row_i[j] = l;
-      if (j + 1 < k) next.offer(i, row_i[j + 1]);
     }
     r = next.row;
   }
-  for (index i = 0; i < m; ++i) std::copy_n(P.data() + i * ld, k, &A(i, 0));
+  for (index i = 0; i < m; ++i) simd_kernels::copy_row(&A(i, 0), P.data() + i * ld, k);
 }
 
 // P A = L U in place for A (m, k), m >= k; pivot (k) as LAPACK's ipiv, 0-based.
@@ -135,7 +144,7 @@ void recursive_lu(row_block<S> A, index* pivot) {
   recursive_lu<S>(A.leftCols(k1), pivot);
   swap_rows<S>(A.rightCols(k2), pivot, 0, k1);
   unit_lower_solve<S>(A.topLeftCorner(k1, k1), A.topRightCorner(k1, k2));
-  A.bottomRightCorner(m - k1, k2).noalias() -= A.bottomLeftCorner(m - k1, k1) * A.topRightCorner(k1, k2);
+  subtract_product<S>(A.bottomRightCorner(m - k1, k2), A.bottomLeftCorner(m - k1, k1), A.topRightCorner(k1, k2));
   recursive_lu<S>(A.bottomRightCorner(m - k1, k2), pivot + k1);
   for (index j = k1; j < k; ++j) pivot[j] += k1;
   swap_rows<S>(A.leftCols(k1), pivot, k1, k);
@@ -172,7 +181,8 @@ void unit_lower_inverse(row_block<S> L, row_block<S> X) {
   const index k1 = k / 2, k2 = k - k1;
   unit_lower_inverse<S>(L.topLeftCorner(k1, k1), X.topLeftCorner(k1, k1));
   X.topRightCorner(k1, k2).setZero();
-  X.bottomLeftCorner(k2, k1).noalias() = -L.bottomLeftCorner(k2, k1) * X.topLeftCorner(k1, k1);
+  X.bottomLeftCorner(k2, k1).setZero();
+  subtract_product<S>(X.bottomLeftCorner(k2, k1), L.bottomLeftCorner(k2, k1), X.topLeftCorner(k1, k1));
   unit_lower_solve<S>(L.bottomRightCorner(k2, k2), X.bottomLeftCorner(k2, k1));
   unit_lower_inverse<S>(L.bottomRightCorner(k2, k2), X.bottomRightCorner(k2, k2));
 }
