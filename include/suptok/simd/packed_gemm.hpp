@@ -39,8 +39,8 @@ inline constexpr index packed_gemm_depth = 256;
 inline constexpr index packed_gemm_row_chunk = 96;
 inline constexpr index packed_gemm_min_width = 64;
 
-// The packed copies of one thread, kept across calls (the LU calls this a few hundred times per
-// token): A's chunk (row_chunk, depth) and B's slice (depth, n rounded up to block_width).
+// The packed copies of one thread, kept across calls (a factorisation makes dozens of them): A's
+// chunk (row_chunk, depth) and B's slice (depth, n rounded up to block_width).
 template <class S>
 struct packed_gemm_scratch {
   std::vector<S> A, B;
@@ -83,6 +83,8 @@ void pack_negated_row_panels(S* Ap, const S* A, index lda, index rows, index kc)
   }
 }
 
+// C (m, n) -= A (m, k) B (k, n), row-major, rows ldc, lda, ldb apart; C must not overlap A or B
+// (a later slice of keys reads them after C has been updated).
 template <class S>
 void packed_gemm_subtract(S* C, index ldc, const S* A, index lda, const S* B, index ldb, index m, index k, index n) {
   constexpr index R = packed_gemm_rows<S>, bw = block_width<S>;
