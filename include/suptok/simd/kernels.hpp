@@ -201,15 +201,27 @@ inline void copy_row(S* to, const S* from, index n) {
   for (; j < n; ++j) to[j] = from[j];
 }
 
-// Packs B (K, W) (rows ldb apart, W a multiple of block_width<S>) into column panels of
-// block_width<S> columns: panel c / block_width at Bp + c K, its row k at + k block_width.
+// Packs B (K, W) (rows ldb apart) into column panels of block_width<S> columns, the last one zero
+// padded where W is not a multiple of the width: panel c / block_width at Bp + c K, its row k at
+// + k block_width.
 template <class S>
 void pack_column_panels(S* Bp, const S* B, index ldb, index K, index W) {
   constexpr index bw = block_width<S>;
-  for (index c = 0; c < W; c += bw)
-    for (index k = 0; k < K; ++k)
+  for (index c = 0; c < W; c += bw) {
+    const index width = std::min(bw, W - c);
+    S* panel = Bp + c * K;
+    for (index k = 0; k < K; ++k) {
+      S* to = panel + k * bw;
+      const S* from = B + k * ldb + c;
+      if (width < bw) {  // the zero-padded last panel
+        std::copy_n(from, width, to);
+        std::fill(to + width, to + bw, S(0));
+        continue;
+      }
       for (index l = 0; l < bw; l += lanes<S>)  // vector copies: std::copy_n became a memmove call
-        vec<S>::load_unaligned(B + k * ldb + c + l).store_unaligned(Bp + c * K + k * bw + l);
+        vec<S>::load_unaligned(from + l).store_unaligned(to + l);
+    }
+  }
 }
 
 // Asks for the cache lines of a (rows, cols) tile of a row-major matrix (rows ld apart) ahead of

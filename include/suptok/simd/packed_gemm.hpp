@@ -52,21 +52,6 @@ packed_gemm_scratch<S>& thread_packed_gemm_scratch() {
   return scratch;
 }
 
-// Bp <- B (kc, n) in column panels of bw columns, zero padded: panel c / bw at Bp + c kc.
-template <class S>
-void pack_padded_column_panels(S* Bp, const S* B, index ldb, index kc, index n) {
-  constexpr index bw = block_width<S>;
-  for (index c = 0; c < n; c += bw) {
-    const index width = std::min(bw, n - c);
-    S* panel = Bp + c * kc;
-    for (index q = 0; q < kc; ++q) {
-      const S* row = B + q * ldb + c;
-      copy_row(panel + q * bw, row, width);
-      std::fill(panel + q * bw + width, panel + (q + 1) * bw, S(0));
-    }
-  }
-}
-
 // Ap <- -A (rows, kc) in k-major panels of R rows, zero padded: panel r / R at Ap + r kc, its
 // column q at + q R.
 template <index R, class S>
@@ -96,7 +81,7 @@ void packed_gemm_subtract(S* C, index ldc, const S* A, index lda, const S* B, in
   alignas(64) S edge[R * bw];
   for (index k0 = 0; k0 < k; k0 += packed_gemm_depth) {
     const index kc = std::min(packed_gemm_depth, k - k0);
-    pack_padded_column_panels(scratch.B.data(), B + k0 * ldb, ldb, kc, n);
+    pack_column_panels(scratch.B.data(), B + k0 * ldb, ldb, kc, n);
     for (index i0 = 0; i0 < m; i0 += packed_gemm_row_chunk) {
       const index rows = std::min(packed_gemm_row_chunk, m - i0);
       pack_negated_row_panels<R>(scratch.A.data(), A + i0 * lda + k0, lda, rows, kc);
