@@ -15,6 +15,7 @@
 //   attention_fwd_bwd  and the gradients of <dMu, mu> (U, W_Q, W_K, W_V, W_O); B = 1, p = d
 //                    inputs: U (N, d), W_Q, W_K, W_V, W_O (d, d), dMu (N, d)
 //                    outputs: mu (N, d) [, dU (N, d), dW_Q, dW_K, dW_V, dW_O (d, d)]
+//                    both pass one attention_workspace to the warm-up and every timed run
 //   layer_barrier_fwd  b_t = -log det J_t for t = 2..N-1 of one sequence under a GPT-2-shaped layer
 //                    (H = p / 64 heads of width 64, biases on Q, K, V; strict mask, tau = 8, exact
 //                    policy), projected form: barrier_per_token(simd{}, U, layer, ...)
@@ -164,9 +165,10 @@ std::vector<double> run_attention(bool backward, index N, index d, int reps, rea
   const suptok::attention_params ap{suptok::mask::inclusive, 0};  // tau = sqrt(d)
   suptok::attention_output<float> o;
   suptok::attention_gradients<float> g;
+  suptok::attention_workspace<float> ws;  // buffers kept from the warm-up to the timed runs
   const auto ms = time_runs(reps, [&] {
-    suptok::attention_forward(suptok::simd{}, o, U, hs, ap);
-    if (backward) suptok::attention_backward(suptok::simd{}, g, dMu, U, hs, o, ap);  // reuses o's lse and O
+    suptok::attention_forward(suptok::simd{}, o, U, hs, ap, ws);
+    if (backward) suptok::attention_backward(suptok::simd{}, g, dMu, U, hs, o, ap, ws);  // reuses o's lse and O
   });
   out.put(o.mu);
   if (backward) {

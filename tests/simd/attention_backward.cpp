@@ -101,4 +101,68 @@ TEST_CASE("simd batch backward equals the reference batch for sequences of diffe
   }
 }
 
+// One workspace kept across calls of different shapes (a longer sequence, then shorter ones, more
+// heads, then fewer; a first call on two threads) must give what fresh buffers give, bit for bit:
+// the same arithmetic on the same operands, so a stale entry of a reused buffer would show.
+TEMPLATE_TEST_CASE("simd attention with a workspace kept across calls equals fresh calls", "[simd][workspace]", float,
+                   double) {
+  using S = TestType;
+  const double eps = test::epsilon_of<S>();
+  struct shape {
+    index N, p, H;
+  };
+  attention_workspace<S> ws;
+  {
+    const test::omp_threads two(2);  // N^2 (d_k + d_v) = 4.3e6 flops per head: threaded
+    const matrix<S> U = test::random_matrix<S>(600, 12, 1);
+    const heads<S> hs = test::random_heads<S>(3, 12, 5, 7, 2, 1.0);
+    attention_output<S> out;
+    attention_forward(simd{}, out, U, hs, {mask::strict, 0}, ws);
+    attention_gradients<S> g;
+    attention_backward(simd{}, g, U, U, hs, out, {mask::strict, 0}, ws);
+  }
+  const test::omp_threads one(1);
+  std::uint64_t seed = 7000;
+  for (const shape& s : {shape{150, 12, 3}, shape{37, 12, 1}, shape{200, 8, 2}, shape{1, 8, 2}})
+    for (mask m : test::sweep_masks) {
+      seed += 10;
+      const matrix<S> U = test::random_matrix<S>(s.N, s.p, seed, 1.0);
+      const matrix<S> dMu = test::random_matrix<S>(s.N, s.p, seed + 1, 1.0);
+      const heads<S> hs = test::random_heads<S>(s.H, s.p, test::sweep_dk(s.p), test::sweep_dv(s.p), seed + 2,
+                                                test::sweep_head_scale(s.p));
+      const attention_params params{m, 0};
+      attention_output<S> kept, fresh;
+      attention_forward(simd{}, kept, U, hs, params, ws);
+      attention_forward(simd{}, fresh, U, hs, params);
+      CHECK(test::err_eps(kept.mu, fresh.mu, eps) == 0);
+      for (std::size_t h = 0; h < hs.size(); ++h) {
+        CHECK(test::err_eps(kept.lse[h], fresh.lse[h], eps) == 0);
+        CHECK(test::err_eps(kept.head_outputs[h], fresh.head_outputs[h], eps) == 0);
+      }
+      attention_gradients<S> g_kept, g_fresh;
+      attention_backward(simd{}, g_kept, dMu, U, hs, kept, params, ws);
+      attention_backward(simd{}, g_fresh, dMu, U, hs, fresh, params);
+      CHECK(test::err_eps_gradients(g_kept.dU, g_kept.dW, g_fresh.dU, g_fresh.dW, eps) == 0);
+      attention_backward(simd{}, g_kept, dMu, U, hs, params, ws);
+      attention_backward(simd{}, g_fresh, dMu, U, hs, params);
+      CHECK(test::err_eps_gradients(g_kept.dU, g_kept.dW, g_fresh.dU, g_fresh.dW, eps) == 0);
+    }
+  const index p = 8;
+  const heads<S> hs = test::random_heads<S>(2, p, 4, 6, 95, 1.0);
+  const std::vector<matrix<S>> Us = {test::random_matrix<S>(70, p, 96), test::random_matrix<S>(3, p, 97)};
+  const std::vector<matrix<S>> dMus = {test::random_matrix<S>(70, p, 98), test::random_matrix<S>(3, p, 99)};
+  const attention_params params{mask::inclusive, 0};
+  std::vector<attention_output<S>> kept, fresh;
+  attention_forward_batch(simd{}, kept, Us, hs, params, ws);
+  attention_forward_batch(simd{}, fresh, Us, hs, params);
+  for (std::size_t b = 0; b < Us.size(); ++b) CHECK(test::err_eps(kept[b].mu, fresh[b].mu, eps) == 0);
+  attention_batch_gradients<S> g_kept, g_fresh;
+  attention_backward_batch(simd{}, g_kept, dMus, Us, hs, params, ws);
+  attention_backward_batch(simd{}, g_fresh, dMus, Us, hs, params);
+  for (std::size_t b = 0; b < Us.size(); ++b) CHECK(test::err_eps(g_kept.dU[b], g_fresh.dU[b], eps) == 0);
+  CHECK(test::err_eps_heads(g_kept.dW, g_fresh.dW, eps, 0) == 0);
+  ws.release();
+  CHECK(ws.heads.empty());
+}
+
 }  // namespace suptok

@@ -12,7 +12,7 @@
 #define SUPTOK_SIMD_INSTANCES(EXTERN, S)                                                                      \
   EXTERN template void suptok::detail::simd_forward_unchecked<S>(                                            \
       std::span<suptok::attention_output<S>>, std::span<const Eigen::Ref<const suptok::matrix<S>>>,         \
-      const suptok::heads<S>&, const suptok::attention_params&);                                              \
+      const suptok::heads<S>&, const suptok::attention_params&, std::vector<suptok::detail::simd_head<S>>&);   \
   EXTERN template void suptok::detail::simd_backward_sequence<S>(                                            \
       suptok::matrix<S>&, suptok::heads<S>&, suptok::detail::simd_head<S>&, suptok::detail::simd_head_grad<S>&, \
       const Eigen::Ref<const suptok::matrix<S>>&, const Eigen::Ref<const suptok::matrix<S>>&,               \

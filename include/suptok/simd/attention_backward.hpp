@@ -13,8 +13,9 @@
 //   Q, K, Vv = U W^T        ->  dW = d(Q, K, Vv)^T U,  dU += dQ W_Q + dK W_K + dV W_V  (Eigen)
 // Threads: OpenMP over the key tiles of one head at a time (sequences and heads in turn): a key
 // tile owns its rows of dK and dV; dQ is summed in one (N, d_k) buffer per thread and reduced.
-// Workspace: allocated once per call, O(N (d_k + d_v)) per head plus, per thread, one dQ buffer and
-// the (n_pad, simd_tile) probabilities of a key tile.
+// Workspace: O(N (d_k + d_v)) for one head at a time plus, per thread, one dQ buffer and the
+// (n_pad, simd_tile) probabilities of a key tile; allocated by the call or kept in an
+// attention_workspace (simd/attention_forward.hpp) across calls.
 #pragma once
 
 #include <span>
@@ -84,6 +85,21 @@ void simd_backward_tile(simd_head_grad<S>& g, S* dQ, const simd_head<S>& w, inde
                   w.dv_pad, false);
 }
 
+// simd_backward_tile over every key tile of head w on the OpenMP threads, each with its own dQ
+// buffer and scratch of g (kept with g across calls); the threads' dQ summed into g.dQ[0].
+template <class S>
+void simd_backward_key_tiles(simd_head_grad<S>& g, const simd_head<S>& w, mask m) {
+  const index n_tiles = w.n_pad / simd_tile;
+  g.tiles.resize(g.dQ.size());
+#pragma omp parallel if (simd_kernels::worth_threads(2 * simd_tile_flops<S>(std::span(&w, 1))))
+  {
+    const std::size_t id = std::size_t(simd_kernels::thread_id());
+#pragma omp for schedule(dynamic, 1)
+    for (index kt = 0; kt < n_tiles; ++kt) simd_backward_tile(g, g.dQ[id].data(), w, kt * simd_tile, m, g.tiles[id]);
+  }
+  for (std::size_t i = 1; i < g.dQ.size(); ++i) g.dQ[0] += g.dQ[i];
+}
+
 // Accumulates the gradients of one sequence into dU (N, p) and dW, head by head; O and lse of each
 // head come from `forward` (validated) or, when it is null, from the fused forward.
 template <class S>
@@ -102,16 +118,9 @@ void simd_backward_sequence(matrix<S>& dU, heads<S>& dW, simd_head<S>& w, simd_h
       simd_forward_tiles<S>(std::span(&w, 1), params.causal_mask);
     }
     simd_prepare_backward(g, w, dMu, heads[h]);
-    const index n_tiles = w.n_pad / simd_tile;
-#pragma omp parallel if (simd_kernels::worth_threads(2 * simd_tile_flops<S>(std::span(&w, 1))))
-    {
-      simd_scratch<S> sc;
-      S* dQ = g.dQ[std::size_t(simd_kernels::thread_id())].data();
-#pragma omp for schedule(dynamic, 1)
-      for (index kt = 0; kt < n_tiles; ++kt) simd_backward_tile(g, dQ, w, kt * simd_tile, params.causal_mask, sc);
-    }
-    for (std::size_t i = 1; i < g.dQ.size(); ++i) g.dQ[0] += g.dQ[i];
-    const matrix<S> dQ = g.dQ[0].leftCols(w.d_k) / w.tau;  // (N, d_k)
+    simd_backward_key_tiles(g, w, params.causal_mask);
+    g.dQ[0] /= w.tau;
+    const auto dQ = g.dQ[0].leftCols(w.d_k);               // (N, d_k)
     const auto dK = g.dK.topLeftCorner(w.N, w.d_k);        // (N, d_k)
     const auto dV = g.dV.topLeftCorner(w.N, w.d_v);        // (N, d_v)
     dW[h].W_O.noalias() += dMu.transpose() * w.O.leftCols(w.d_v);  // (p, d_v)
@@ -129,29 +138,44 @@ void simd_backward_sequence(matrix<S>& dU, heads<S>& dW, simd_head<S>& w, simd_h
 // Fused backward: dL/dU and dL/dW for the upstream gradient dMu (N, p). Validation as the reference.
 template <class S>
 void attention_backward(simd, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& heads,
-                        const attention_params& params = {}) {
+                        const attention_params& params, attention_workspace<S>& workspace) {
   detail::simd_require_scalar<S>();
   detail::validate_attention<S>(U, heads, params);
   detail::validate_upstream<S>(dMu, U, "dMu");
   grads.dW = detail::zero_like(heads);
-  detail::simd_head<S> w;
-  detail::simd_head_grad<S> g;
-  detail::simd_backward_sequence<S>(grads.dU, grads.dW, w, g, dMu, U, heads, params, nullptr);
+  workspace.heads.resize(1);
+  detail::simd_backward_sequence<S>(grads.dU, grads.dW, workspace.heads[0], workspace.grad, dMu, U, heads, params,
+                                    nullptr);
+}
+
+template <class S>
+void attention_backward(simd, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& heads,
+                        const attention_params& params = {}) {
+  attention_workspace<S> workspace;
+  attention_backward<S>(simd{}, grads, dMu, U, heads, params, workspace);
 }
 
 // Fused backward that reuses the forward's output for the same U, heads and params (its lse and
 // head_outputs, validated): no forward pass is recomputed.
 template <class S>
 void attention_backward(simd, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& heads,
-                        const attention_output<S>& forward, const attention_params& params = {}) {
+                        const attention_output<S>& forward, const attention_params& params,
+                        attention_workspace<S>& workspace) {
   detail::simd_require_scalar<S>();
   detail::validate_attention<S>(U, heads, params);
   detail::validate_upstream<S>(dMu, U, "dMu");
   detail::validate_saved_forward<S>(forward, U, heads, params.causal_mask);
   grads.dW = detail::zero_like(heads);
-  detail::simd_head<S> w;
-  detail::simd_head_grad<S> g;
-  detail::simd_backward_sequence<S>(grads.dU, grads.dW, w, g, dMu, U, heads, params, &forward);
+  workspace.heads.resize(1);
+  detail::simd_backward_sequence<S>(grads.dU, grads.dW, workspace.heads[0], workspace.grad, dMu, U, heads, params,
+                                    &forward);
+}
+
+template <class S>
+void attention_backward(simd, attention_gradients<S>& grads, const_ref<S> dMu, const_ref<S> U, const heads<S>& heads,
+                        const attention_output<S>& forward, const attention_params& params = {}) {
+  attention_workspace<S> workspace;
+  attention_backward<S>(simd{}, grads, dMu, U, heads, forward, params, workspace);
 }
 
 // Batch backward: dMus[b] is the upstream gradient of sequence b; weight gradients are summed.
@@ -159,15 +183,24 @@ template <class S>
 void attention_backward_batch(simd, attention_batch_gradients<S>& grads,
                               std::type_identity_t<std::span<const matrix<S>>> dMus,
                               std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads,
-                              const attention_params& params = {}) {
+                              const attention_params& params, attention_workspace<S>& workspace) {
   detail::simd_require_scalar<S>();
   detail::validate_backward_batch<S>(dMus, Us, heads, params);
   grads.dU.resize(Us.size());
   grads.dW = detail::zero_like(heads);
-  detail::simd_head<S> w;
-  detail::simd_head_grad<S> g;
+  workspace.heads.resize(1);
   for (std::size_t b = 0; b < Us.size(); ++b)
-    detail::simd_backward_sequence<S>(grads.dU[b], grads.dW, w, g, dMus[b], Us[b], heads, params, nullptr);
+    detail::simd_backward_sequence<S>(grads.dU[b], grads.dW, workspace.heads[0], workspace.grad, dMus[b], Us[b], heads,
+                                      params, nullptr);
+}
+
+template <class S>
+void attention_backward_batch(simd, attention_batch_gradients<S>& grads,
+                              std::type_identity_t<std::span<const matrix<S>>> dMus,
+                              std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads,
+                              const attention_params& params = {}) {
+  attention_workspace<S> workspace;
+  attention_backward_batch<S>(simd{}, grads, dMus, Us, heads, params, workspace);
 }
 
 }  // namespace suptok

@@ -10,8 +10,9 @@
 // past a query tile's last key are skipped, the diagonal tile is masked with -inf.
 // Outputs: mu (N, p), lse[h] (N) (-inf for an empty past, whose output row is 0, never NaN) and
 // head_outputs[h] = O (N, d_v), which the backward can reuse; attention_output::weights stays empty (the simd overloads have no keep_weights parameter).
-// Workspace: allocated once per call (padded Q, K^T, Vv, O per head and sequence, O(N d)), plus
-// O(simd_tile (simd_tile + d_v)) scratch per thread; nothing is allocated inside the tile loops.
+// Workspace: padded Q, K^T, Vv, O per head and sequence, O(N d), allocated by the call or kept in
+// an attention_workspace across calls, plus O(simd_tile (simd_tile + d_v)) scratch per thread;
+// nothing is allocated inside the tile loops.
 // Threads: OpenMP over (sequence, head, query tile) tasks, largest first (OMP_NUM_THREADS).
 #pragma once
 
@@ -68,6 +69,7 @@ struct simd_head_grad {
   matrix<S> dK;  // (n_pad, dk_pad)
   matrix<S> dV;  // (n_pad, dv_pad)
   std::vector<matrix<S>> dQ;  // one (N, dk_pad) per thread, of dS K (without 1/tau)
+  std::vector<simd_scratch<S>> tiles;  // one per thread: the key tiles' probabilities
 };
 
 // Logit operands of a head from its (rotated) queries Q (N, d_k) and keys K (N, d_k); no values.
@@ -193,9 +195,9 @@ void simd_forward_tiles(std::span<simd_head<S>> ws, mask m) {
 // The fused forward on validated arguments: outs[b] for sequence Us[b].
 template <class S>
 void simd_forward_unchecked(std::span<attention_output<S>> outs, std::span<const Eigen::Ref<const matrix<S>>> Us,
-                            const heads<S>& heads, const attention_params& params) {
+                            const heads<S>& heads, const attention_params& params, std::vector<simd_head<S>>& ws) {
   const index B = index(Us.size()), H = index(heads.size());
-  std::vector<simd_head<S>> ws(B * H);  // head h of sequence b at b * H + h
+  ws.resize(std::size_t(B * H));  // head h of sequence b at b * H + h; kept buffers are reused
   double projection_flops = 0;
   for (index b = 0; b < B; ++b)
     for (const head<S>& h : heads) projection_flops += 2.0 * Us[b].rows() * Us[b].cols() * (2 * h.d_k() + 2 * h.d_v());
@@ -226,26 +228,57 @@ void simd_require_scalar() {
 
 }  // namespace detail
 
+// Buffers of the simd attention kept from one call to the next: the padded Q / tau, K^T, Vv and O
+// of every (sequence, head) of a forward, and the backward's operands and gradients of one head
+// (about 4 N d values each, d = max(d_k, d_v) rounded up to 2 vectors, plus one (N, d_k) dQ per
+// thread). A training loop passes the same workspace to attention_forward(_batch) and
+// attention_backward(_batch) (simd/attention_backward.hpp): the buffers are then allocated and
+// first touched once, not on every call (docs/simd.md, "Workspace and threads": at (N, d) =
+// (2048, 64) the page faults and zeroing of fresh buffers were about a third of a forward+backward).
+// The workspace holds that memory until it is destroyed or released. Calls that share a workspace
+// must not run at the same time.
+template <class S>
+struct attention_workspace {
+  std::vector<detail::simd_head<S>> heads;  // opaque: sized by the calls
+  detail::simd_head_grad<S> grad;
+  void release() { *this = {}; }
+};
+
 // Fused forward into `out` (mu, lse and head_outputs; weights left empty). Validation as the reference.
 template <class S>
 void attention_forward(simd, attention_output<S>& out, const_ref<S> U, const heads<S>& heads,
-                       const attention_params& params = {}) {
+                       const attention_params& params, attention_workspace<S>& workspace) {
   detail::simd_require_scalar<S>();
   detail::validate_attention<S>(U, heads, params);
   const std::vector<Eigen::Ref<const matrix<S>>> Us{U};
-  detail::simd_forward_unchecked<S>(std::span(&out, 1), Us, heads, params);
+  detail::simd_forward_unchecked<S>(std::span(&out, 1), Us, heads, params, workspace.heads);
+}
+
+template <class S>
+void attention_forward(simd, attention_output<S>& out, const_ref<S> U, const heads<S>& heads,
+                       const attention_params& params = {}) {
+  attention_workspace<S> workspace;
+  attention_forward<S>(simd{}, out, U, heads, params, workspace);
 }
 
 // Batch forward: outs[b] for sequence Us[b] (lengths may differ); validated as the reference.
 template <class S>
 void attention_forward_batch(simd, std::vector<attention_output<S>>& outs,
                              std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads,
-                             const attention_params& params = {}) {
+                             const attention_params& params, attention_workspace<S>& workspace) {
   detail::simd_require_scalar<S>();
   detail::validate_batch<S>(Us, heads, params);
   const std::vector<Eigen::Ref<const matrix<S>>> refs(Us.begin(), Us.end());
   outs.resize(Us.size());
-  detail::simd_forward_unchecked<S>(outs, refs, heads, params);
+  detail::simd_forward_unchecked<S>(outs, refs, heads, params, workspace.heads);
+}
+
+template <class S>
+void attention_forward_batch(simd, std::vector<attention_output<S>>& outs,
+                             std::type_identity_t<std::span<const matrix<S>>> Us, const heads<S>& heads,
+                             const attention_params& params = {}) {
+  attention_workspace<S> workspace;
+  attention_forward_batch<S>(simd{}, outs, Us, heads, params, workspace);
 }
 
 }  // namespace suptok

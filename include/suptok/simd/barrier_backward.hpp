@@ -177,15 +177,7 @@ void simd_barrier_key_tiles(simd_head_grad<S>& g, const simd_barrier_pass<S>& ps
   g.dV.resize(w.n_pad, ps.W);  // every key tile's rows written by its product
   g.dQ.resize(std::size_t(simd_kernels::max_threads()));
   for (matrix<S>& dQ : g.dQ) dQ.setZero(w.N, w.dk_pad);
-  const index n_tiles = w.n_pad / simd_tile;
-#pragma omp parallel if (simd_kernels::worth_threads(2 * simd_tile_flops<S>(std::span(&w, 1))))
-  {
-    simd_scratch<S> sc;
-    S* dQ = g.dQ[std::size_t(simd_kernels::thread_id())].data();
-#pragma omp for schedule(dynamic, 1)
-    for (index kt = 0; kt < n_tiles; ++kt) simd_backward_tile(g, dQ, w, kt * simd_tile, m, sc);
-  }
-  for (std::size_t i = 1; i < g.dQ.size(); ++i) g.dQ[0] += g.dQ[i];
+  simd_backward_key_tiles(g, w, m);
 }
 
 // The key-tile terms of the tokens with centred moments, from their R_t (rows rc[t] of Rc, dm1 slots

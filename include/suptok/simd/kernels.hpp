@@ -135,27 +135,31 @@ inline void gemm_block(S* C, index ldc, const S* A, index a_rs, index a_cs, cons
   }
 }
 
-// Rows of the register block of gemm_tile (and of the packed A panels).
+// Rows of the register block of symmetric_gemm_tile and of the moments' packed A panels.
 inline constexpr index gemm_rows = 6;
+
+// 512-bit vectors or wider (AVX-512: 32 vector registers).
+template <class S>
+inline constexpr bool wide_vectors = sizeof(S) * lanes<S> >= 64;
+
+// Rows of the register block of gemm_tile and of the packed GEMM (simd/packed_gemm.hpp): with wide
+// vectors 8 (16 accumulators of the 32 registers; the 64-row tiles of attention then have no
+// partial block), gemm_rows otherwise (12 of 16). The sums, and so the results, do not depend on it.
+template <class S>
+inline constexpr index tile_rows = wide_vectors<S> ? 8 : gemm_rows;
 
 // Depth of one pass of gemm_tile: a (gemm_depth, block_width) slice of B (16 KiB float) stays in
 // L1 while every row block of A uses it; deeper products (K = W of the barrier's backward, about
 // p^2 / 2) are summed over several passes.
 inline constexpr index gemm_depth = 256;
 
-// gemm_block for rows = 1..gemm_rows rows, chosen at run time.
-template <class S>
+// gemm_block for rows = 1..R rows, chosen at run time.
+template <index R, class S>
 inline void gemm_rows_block(index rows, S* C, index ldc, const S* A, index a_rs, index a_cs, const S* B, index ldb,
                             index K, bool accumulate) {
-  switch (rows) {
-    case 6: gemm_block<6>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
-    case 5: gemm_block<5>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
-    case 4: gemm_block<4>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
-    case 3: gemm_block<3>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
-    case 2: gemm_block<2>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
-    case 1: gemm_block<1>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate); break;
-    default: break;
-  }
+  if constexpr (R > 1)
+    if (rows < R) return gemm_rows_block<R - 1>(rows, C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate);
+  gemm_block<R>(C, ldc, A, a_rs, a_cs, B, ldb, K, accumulate);
 }
 
 // C (M, W) = or += A (M, K) B (K, W); W a multiple of block_width<S>. C rows are ldc apart,
@@ -163,7 +167,7 @@ inline void gemm_rows_block(index rows, S* C, index ldc, const S* A, index a_rs,
 template <class S>
 void gemm_tile(S* C, index ldc, const S* A, index a_rs, index a_cs, const S* B, index ldb, index M, index K,
                index W, bool accumulate) {
-  constexpr index R = gemm_rows;
+  constexpr index R = tile_rows<S>;
   for (index k0 = 0; k0 == 0 || k0 < K; k0 += gemm_depth) {
     const index kd = std::min(gemm_depth, K - k0);
     const bool acc = accumulate || k0 > 0;
@@ -171,7 +175,7 @@ void gemm_tile(S* C, index ldc, const S* A, index a_rs, index a_cs, const S* B, 
     const S* Bk = B + k0 * ldb;
     for (index c = 0; c < W; c += block_width<S>)
       for (index r = 0; r < M; r += R)
-        gemm_rows_block(std::min(R, M - r), C + r * ldc + c, ldc, Ak + r * a_rs, a_rs, a_cs, Bk + c, ldb, kd, acc);
+        gemm_rows_block<R>(std::min(R, M - r), C + r * ldc + c, ldc, Ak + r * a_rs, a_rs, a_cs, Bk + c, ldb, kd, acc);
   }
 }
 
@@ -186,8 +190,8 @@ void symmetric_gemm_tile(S* C, index ldc, const S* Yu, index ld, const S* B, ind
   for (index c = 0; c < W; c += block_width<S>)
     for (index r = 0; r < p; r += R) {
       const index rows = std::min(R, p - r);
-      gemm_rows_block(rows, C + r * ldc + c, ldc, Yu + r * ld + r, ld, 1, B + r * ldb + c, ldb, p - r, false);
-      if (r > 0) gemm_rows_block(rows, C + r * ldc + c, ldc, Yu + r, 1, ld, B + c, ldb, r, true);
+      gemm_rows_block<R>(rows, C + r * ldc + c, ldc, Yu + r * ld + r, ld, 1, B + r * ldb + c, ldb, p - r, false);
+      if (r > 0) gemm_rows_block<R>(rows, C + r * ldc + c, ldc, Yu + r, 1, ld, B + c, ldb, r, true);
     }
 }
 

@@ -8,7 +8,7 @@
 // keys, B's slice (kc, n) is packed into column panels of block_width<S> columns (zero padded to
 // whole panels; one panel, 32 KiB in float, stays in L1 while the rows stream past it) and A, by
 // chunks of packed_gemm_row_chunk rows (96 KiB, in L2), into k-major row panels of
-// packed_gemm_rows<S> rows, negated, so that the register block gemm_block<R> (simd/kernels.hpp)
+// tile_rows<S> rows, negated, so that the register block gemm_block<R> (simd/kernels.hpp)
 // sums -A B over the slice from zero and adds it to the C tile. Tiles at the right or bottom edge
 // are computed into a scratch tile and added for their valid entries only.
 //
@@ -28,12 +28,6 @@
 #include "kernels.hpp"
 
 namespace suptok::detail::simd_kernels {
-
-template <class S>
-inline constexpr bool wide_vectors = sizeof(S) * lanes<S> >= 64;  // 512 bits or more
-
-template <class S>
-inline constexpr index packed_gemm_rows = wide_vectors<S> ? 8 : gemm_rows;
 
 inline constexpr index packed_gemm_depth = 256;
 inline constexpr index packed_gemm_row_chunk = 96;
@@ -72,7 +66,7 @@ void pack_negated_row_panels(S* Ap, const S* A, index lda, index rows, index kc)
 // (a later slice of keys reads them after C has been updated).
 template <class S>
 void packed_gemm_subtract(S* C, index ldc, const S* A, index lda, const S* B, index ldb, index m, index k, index n) {
-  constexpr index R = packed_gemm_rows<S>, bw = block_width<S>;
+  constexpr index R = tile_rows<S>, bw = block_width<S>;
   if (m == 0 || n == 0) return;
   const index n_pad = round_up(n, bw);
   packed_gemm_scratch<S>& scratch = thread_packed_gemm_scratch<S>();
