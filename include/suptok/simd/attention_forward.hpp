@@ -233,8 +233,8 @@ void simd_require_scalar() {
 // (about 4 N d values each, d = max(d_k, d_v) rounded up to 2 vectors, plus one (N, d_k) dQ per
 // thread). A training loop passes the same workspace to attention_forward(_batch) and
 // attention_backward(_batch) (simd/attention_backward.hpp): the buffers are then allocated and
-// first touched once, not on every call (docs/simd.md, "Workspace and threads": at (N, d) =
-// (2048, 64) the page faults and zeroing of fresh buffers were about a third of a forward+backward).
+// first touched once, not on every call (docs/simd.md, "Workspace": at (N, d) = (2048, 64) the
+// page faults and zeroing of fresh buffers were about a third of a forward+backward).
 // The workspace holds that memory until it is destroyed or released. Calls that share a workspace
 // must not run at the same time.
 template <class S>
