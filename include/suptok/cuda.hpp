@@ -6,5 +6,6 @@
 #error "<suptok/cuda.hpp> is compiled by nvcc only: put the code that includes it in a .cu file"
 #endif
 
+#include "cuda/attention_backward.cuh"
 #include "cuda/attention_forward.cuh"
 #include "cuda/barrier_forward.cuh"

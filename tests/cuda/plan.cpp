@@ -1,8 +1,8 @@
 // The host side of the CUDA kernels, without a GPU: the attention's launch geometry and shared
-// memory (cuda/attention_plan.hpp), the barrier's workspace layout (cuda/barrier_plan.hpp), and
-// every argument check of attention_forward(cuda, ...) and barrier_per_token(cuda, ...), each with
-// the argument it must name.
-#include <suptok/cuda/attention_plan.hpp>
+// memory (cuda/attention_plan.hpp, cuda/attention_backward_plan.hpp), the barrier's workspace layout
+// (cuda/barrier_plan.hpp), and every argument check of attention_forward(cuda, ...),
+// attention_backward(cuda, ...) and barrier_per_token(cuda, ...), each with the argument it must name.
+#include <suptok/cuda/attention_backward_plan.hpp>
 #include <suptok/cuda/barrier_plan.hpp>
 
 #include <catch2/catch.hpp>
@@ -166,6 +166,76 @@ TEST_CASE("cuda attention forward: every argument check names its argument", "[c
     CHECK(named_by([&] { detail::validate_attention_core(O_strided, pb.lse(), pb.Q(), pb.K(), pb.V(), ok); }) ==
           "<no error>");
   }
+}
+
+TEST_CASE("cuda attention backward launch: a keys and a queries kernel per sequence-head and tile", "[cuda][plan]") {
+  const detail::cuda_backward_launch l = detail::attention_backward_launch(6, 65, 64, 33);
+  for (const detail::cuda_launch* k : {&l.keys, &l.queries}) {
+    CHECK(k->grid_x == 6);
+    CHECK(k->grid_y == 3);  // 65 keys or queries: tiles of 32, 32 and 1
+    CHECK(k->threads == 128);
+    CHECK(k->value_chunks == 2);  // max(d_k, d_v) = 64
+  }
+  // keys: 32 key rows of 64 and value rows of 33; 32 query rows of stride 65, dO rows of 33, lse, D.
+  CHECK(l.keys.shared_bytes == (32 * (64 + 33) + 32 * (65 + 33 + 2)) * 4);
+  // queries: 32 query rows of 64, dO rows of 33, lse and D; 32 key rows of 65 and value rows of 33.
+  CHECK(l.queries.shared_bytes == (32 * (64 + 33 + 2) + 32 * (65 + 33)) * 4);
+  CHECK(detail::attention_backward_launch(1, 1, 1, 1).keys.value_chunks == 1);
+  CHECK(detail::attention_backward_launch(1, 1, 65, 8).keys.value_chunks == 4);
+  CHECK(detail::attention_backward_launch(1, 1, 8, 128).queries.value_chunks == 4);
+}
+
+TEST_CASE("cuda attention backward: every argument check names its argument", "[cuda][plan][errors]") {
+  core_problem pb(2, 5, 4, 3);
+  std::vector<float> g(2 * 5 * 3), gq(2 * 5 * 4), gk(2 * 5 * 4), gv(2 * 5 * 3);
+  const batched_view<const float> dO{g.data(), 2, 5, 3, 15, 3};
+  const batched_view<float> dQ{gq.data(), 2, 5, 4, 20, 4}, dK{gk.data(), 2, 5, 4, 20, 4}, dV{gv.data(), 2, 5, 3, 15, 3};
+  const batched_view<const float> O{pb.o.data(), 2, 5, 3, 15, 3};
+  const batched_view<const float> lse{pb.l.data(), 2, 5, 1, 5, 1};
+  const attention_core_params ok{};
+  const auto named = [&](const batched_view<float>& q, const batched_view<float>& k, const batched_view<float>& v,
+                         const batched_view<const float>& o, const batched_view<const float>& l,
+                         const batched_view<const float>& go, const attention_core_params& params) {
+    return named_by(
+        [&] { detail::validate_attention_core_backward(q, k, v, go, o, l, pb.Q(), pb.K(), pb.V(), params); });
+  };
+  CHECK(named(dQ, dK, dV, O, lse, dO, ok) == "<no error>");
+  CHECK(named(dQ, dK, dV, O, lse, dO, {mask(7), 0}) == "params.causal_mask");
+  CHECK(named(dQ, dK, dV, O, lse, dO, {mask::strict, -1}) == "params.temperature");
+  auto O_bad = O;
+  O_bad.cols = 4;
+  CHECK(named(dQ, dK, dV, O_bad, lse, dO, ok) == "O");
+  auto lse_bad = lse;
+  lse_bad.rows = 4;
+  CHECK(named(dQ, dK, dV, O, lse_bad, dO, ok) == "lse");
+  auto dO_bad = dO;
+  dO_bad.data = nullptr;
+  CHECK(named(dQ, dK, dV, O, lse, dO_bad, ok) == "dO");
+  auto dQ_bad = dQ;
+  dQ_bad.cols = 3;
+  CHECK(named(dQ_bad, dK, dV, O, lse, dO, ok) == "dQ");
+  auto dK_bad = dK;
+  dK_bad.row_stride = 3;
+  CHECK(named(dQ, dK_bad, dV, O, lse, dO, ok) == "dK");
+  auto dV_bad = dV;
+  dV_bad.batch = 1;
+  CHECK(named(dQ, dK, dV_bad, O, lse, dO, ok) == "dV");
+  // outputs over an input or over each other
+  CHECK(named(batched_view<float>{pb.q.data(), 2, 5, 4, 20, 4}, dK, dV, O, lse, dO, ok) == "dQ");
+  CHECK(named(dQ, dK, batched_view<float>{g.data(), 2, 5, 3, 15, 3}, O, lse, dO, ok) == "dV");
+  CHECK(named(dQ, batched_view<float>{gq.data(), 2, 5, 4, 20, 4}, dV, O, lse, dO, ok) == "dK");
+  // the backward's widths: at most 128
+  core_problem wide(1, 3, 129, 8);
+  std::vector<float> w_g(3 * 8), w_q(3 * 129), w_k(3 * 129), w_v(3 * 8);
+  const test::thrown t = test::thrown_by([&] {
+    detail::validate_attention_core_backward(
+        batched_view<float>{w_q.data(), 1, 3, 129, 387, 129}, batched_view<float>{w_k.data(), 1, 3, 129, 387, 129},
+        batched_view<float>{w_v.data(), 1, 3, 8, 24, 8}, batched_view<const float>{w_g.data(), 1, 3, 8, 24, 8},
+        batched_view<const float>{wide.o.data(), 1, 3, 8, 24, 8},
+        batched_view<const float>{wide.l.data(), 1, 3, 1, 3, 1}, wide.Q(), wide.K(), wide.V(), ok);
+  });
+  CHECK(t.argument == "Q");
+  CHECK(t.contains("d_k <= 128"));
 }
 
 namespace {

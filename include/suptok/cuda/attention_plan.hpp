@@ -137,14 +137,11 @@ void validate_batched(const batched_view<T>& v, index batch, index rows, index c
           " is less than rows x row_stride = ", v.rows * v.row_stride);
 }
 
-// The checks of attention_forward(cuda, ...), before anything is launched: shapes, strides, sizes,
-// parameters, and outputs whose address ranges overlap no input's and not each other's (a
-// conservative test: interleaved but disjoint views are refused as well). Device data is not
-// read: a non-finite input gives non-finite outputs in the rows it reaches (docs/cuda.md).
+// The checks of params and the inputs Q, K, V that the forward and the backward share: the
+// parameters, then the shapes and strides of Q, K, V.
 template <class T>
-void validate_attention_core(const batched_view<T>& O, const batched_view<float>& lse, const batched_view<const T>& Q,
-                             const batched_view<const T>& K, const batched_view<const T>& V,
-                             const attention_core_params& params) {
+void validate_attention_operands(const batched_view<const T>& Q, const batched_view<const T>& K,
+                                 const batched_view<const T>& V, const attention_core_params& params) {
   require(params.causal_mask == mask::strict || params.causal_mask == mask::inclusive, "params.causal_mask",
           "unknown mask value");
   require(std::isfinite(params.temperature) && params.temperature >= 0, "params.temperature",
@@ -157,12 +154,28 @@ void validate_attention_core(const batched_view<T>& O, const batched_view<float>
   validate_batched(Q, bh, N, d_k, "Q");
   validate_batched(K, bh, N, d_k, "K");
   validate_batched(V, bh, N, d_v, "V");
-  validate_batched(O, bh, N, d_v, "O");
-  validate_batched(lse, bh, N, 1, "lse");
+}
+
+// The grid's limits (sequence-heads, query tiles) and the forward's shared memory, named `Q`.
+inline void validate_attention_sizes(index bh, index N, index d_k, index d_v) {
   require(bh <= 2147483647, "Q", "at most 2^31 - 1 sequence-heads, got ", bh);
   require(N <= 65535 * cuda_query_tile, "Q", "at most ", 65535 * cuda_query_tile, " tokens, got ", N);
   require(attention_forward_launch(bh, N, d_k, d_v).shared_bytes <= 227 * 1024, "Q",
           "d_k = ", d_k, " and d_v = ", d_v, " need more than the 227 KiB of shared memory of a block");
+}
+
+// The checks of attention_forward(cuda, ...), before anything is launched: shapes, strides, sizes,
+// parameters, and outputs whose address ranges overlap no input's and not each other's (a
+// conservative test: interleaved but disjoint views are refused as well). Device data is not
+// read: a non-finite input gives non-finite outputs in the rows it reaches (docs/cuda.md).
+template <class T>
+void validate_attention_core(const batched_view<T>& O, const batched_view<float>& lse, const batched_view<const T>& Q,
+                             const batched_view<const T>& K, const batched_view<const T>& V,
+                             const attention_core_params& params) {
+  validate_attention_operands(Q, K, V, params);
+  validate_batched(O, Q.batch, Q.rows, V.cols, "O");
+  validate_batched(lse, Q.batch, Q.rows, 1, "lse");
+  validate_attention_sizes(Q.batch, Q.rows, Q.cols, V.cols);
   const auto require_apart_from_outputs = [&](const batched_view<const T>& in, const char* name) {
     require(!overlap(O, in), "O", "overlaps the input ", name);
     require(!overlap(lse, in), "lse", "overlaps the input ", name);
