@@ -26,6 +26,7 @@
 
 #include "device_memory.hpp"
 #include "gpu_available.hpp"
+#include "storage_types.hpp"
 
 #include <cmath>
 #include <cstddef>
@@ -41,27 +42,12 @@ using suptok::index;
 using suptok::test::device_buffer;
 using suptok::test::download;
 using suptok::test::upload;
+using suptok::test::eps_f;
+using suptok::test::load;
+using suptok::test::store;
+using suptok::test::type_name;
+using suptok::test::unit_roundoff;
 
-constexpr double eps_f = 1.0 / (1 << 23);
-
-template <class T>
-T store(float x);
-template <>
-float store<float>(float x) { return x; }
-template <>
-__nv_bfloat16 store<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
-template <>
-__half store<__half>(float x) { return __float2half(x); }
-
-double load(float x) { return x; }
-double load(__nv_bfloat16 x) { return __bfloat162float(x); }
-double load(__half x) { return __half2float(x); }
-
-template <class T>
-constexpr double unit_roundoff =
-    std::is_same_v<T, float> ? eps_f / 2 : std::is_same_v<T, __half> ? 1.0 / 2048 : 1.0 / 256;
-template <class T>
-constexpr const char* type_name = std::is_same_v<T, float> ? "float" : std::is_same_v<T, __half> ? "fp16" : "bf16";
 
 // Row stride cols + pad, batch stride N (cols + pad) + pad.
 struct shape {

@@ -26,14 +26,27 @@
 namespace suptok {
 namespace detail {
 
-// D_t = dO_t . O_t of row t < N of matrix b, in every lane of the warp; 0 for t >= N.
+// D_t = dO_t . O_t and lse_t of the calling warp's rows of the query tile at q0 (rows
+// warp * 8 .. warp * 8 + 7 of the tile) into D_s and lse_s, written by lane 0; 0 for t >= N.
 template <class T>
-__device__ float output_dot(const batched_view<const T>& dO, const batched_view<const T>& O, index b, index t) {
-  float d = 0.f;
-  if (t < dO.rows)
-    for (int j = int(threadIdx.x) % 32; j < int(dO.cols); j += 32)
-      d = fmaf(to_float(dO.row(b, t)[j]), to_float(O.row(b, t)[j]), d);
-  return warp_sum(d);
+__device__ void stage_query_terms(float* D_s, float* lse_s, const batched_view<const T>& dO,
+                                  const batched_view<const T>& O, const batched_view<const float>& lse, index b,
+                                  index q0) {
+  constexpr int rows_per_warp = int(cuda_query_tile / cuda_attention_warps);
+  const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
+#pragma unroll
+  for (int i = 0; i < rows_per_warp; ++i) {
+    const int r = warp * rows_per_warp + i;
+    const index t = q0 + r;
+    float D = 0.f;
+    if (t < dO.rows)  // the same for the whole warp
+      for (int j = lane; j < int(dO.cols); j += 32) D = fmaf(to_float(dO.row(b, t)[j]), to_float(O.row(b, t)[j]), D);
+    D = warp_sum(D);
+    if (lane == 0) {
+      D_s[r] = D;
+      lse_s[r] = t < dO.rows ? lse.row(b, t)[0] : 0.f;
+    }
+  }
 }
 
 template <class T, int Chunks>
@@ -42,7 +55,6 @@ __global__ void __launch_bounds__(32 * cuda_attention_warps)
                                    batched_view<const T> O, batched_view<const float> lse, batched_view<const T> Q,
                                    batched_view<const T> K, batched_view<const T> V, float inv_tau, mask m) {
   constexpr int keys_per_warp = int(cuda_key_tile / cuda_attention_warps);
-  constexpr int rows_per_warp = int(cuda_query_tile / cuda_attention_warps);
   extern __shared__ float shared[];
   const int d_k = int(Q.cols), d_v = int(V.cols), q_stride = d_k | 1, g_stride = d_v | 1;
   float* Ks = shared;                              // (cuda_key_tile, d_k)
@@ -70,16 +82,7 @@ __global__ void __launch_bounds__(32 * cuda_attention_warps)
     __syncthreads();  // every warp is done with the previous query tile
     load_rows(Qs, q_stride, Q, b, q0, int(cuda_query_tile));
     load_rows(Gs, g_stride, dO, b, q0, int(cuda_query_tile));
-#pragma unroll
-    for (int i = 0; i < rows_per_warp; ++i) {
-      const int r = warp * rows_per_warp + i;
-      const index t = q0 + r;
-      const float D = output_dot(dO, O, b, t);
-      if (lane == 0) {
-        D_s[r] = D;
-        lse_s[r] = t < N ? lse.row(b, t)[0] : 0.f;
-      }
-    }
+    stage_query_terms(D_s, lse_s, dO, O, lse, b, q0);
     __syncthreads();
     const index t = q0 + lane;  // this lane's query
     const float* q = Qs + lane * q_stride;
@@ -97,8 +100,7 @@ __global__ void __launch_bounds__(32 * cuda_attention_warps)
       // p = 0 off P(t), where lse_t may be -inf (an empty past) and exp would not be
       const float p = seen ? expf(logit * inv_tau - lse_s[lane]) : 0.f;
       const float ds = p * (dp - D_s[lane]);
-#pragma unroll 8
-      for (int r = 0; r < int(cuda_query_tile); ++r) {
+      for (int r = 0; r < int(cuda_query_tile); ++r) {  // unrolled by ptxas (unroll 4 and 8 spilled)
         const float p_r = __shfl_sync(full_warp, p, r), ds_r = __shfl_sync(full_warp, ds, r);
 #pragma unroll
         for (int c = 0; c < Chunks; ++c) {
@@ -146,19 +148,12 @@ __global__ void __launch_bounds__(32 * cuda_attention_warps)
 
   load_rows(Qs, d_k, Q, b, q0, int(cuda_query_tile));
   load_rows(Gs, d_v, dO, b, q0, int(cuda_query_tile));
+  stage_query_terms(D_s, lse_s, dO, O, lse, b, q0);
   float acc[rows_per_warp][Chunks];
 #pragma unroll
-  for (int i = 0; i < rows_per_warp; ++i) {
-    const int r = warp * rows_per_warp + i;
-    const index t = q0 + r;
-    const float D = output_dot(dO, O, b, t);
-    if (lane == 0) {
-      D_s[r] = D;
-      lse_s[r] = t < N ? lse.row(b, t)[0] : 0.f;
-    }
+  for (int i = 0; i < rows_per_warp; ++i)
 #pragma unroll
     for (int c = 0; c < Chunks; ++c) acc[i][c] = 0.f;
-  }
 
   const index keys_end = past_end((q0 + cuda_query_tile < N ? q0 + cuda_query_tile : N) - 1, m);
   for (index k0 = 0; k0 < keys_end; k0 += cuda_key_tile) {
