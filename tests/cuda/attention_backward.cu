@@ -48,7 +48,6 @@ using suptok::test::store;
 using suptok::test::type_name;
 using suptok::test::unit_roundoff;
 
-
 // Row stride cols + pad, batch stride N (cols + pad) + pad.
 struct shape {
   index bh, N, d_k, d_v, pad = 3;

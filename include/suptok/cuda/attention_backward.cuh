@@ -135,10 +135,10 @@ __global__ void __launch_bounds__(32 * cuda_attention_warps)
   constexpr int rows_per_warp = int(cuda_query_tile / cuda_attention_warps);
   extern __shared__ float shared[];
   const int d_k = int(Q.cols), d_v = int(V.cols), k_stride = d_k | 1, v_stride = d_v | 1;
-  float* Qs = shared;                          // (cuda_query_tile, d_k)
-  float* Gs = Qs + cuda_query_tile * d_k;      // (cuda_query_tile, d_v): dO
-  float* Ks = Gs + cuda_query_tile * d_v;      // (cuda_key_tile, k_stride)
-  float* Vs = Ks + cuda_key_tile * k_stride;   // (cuda_key_tile, v_stride)
+  float* Qs = shared;                            // (cuda_query_tile, d_k)
+  float* Gs = Qs + cuda_query_tile * d_k;        // (cuda_query_tile, d_v): dO
+  float* Ks = Gs + cuda_query_tile * d_v;        // (cuda_key_tile, k_stride)
+  float* Vs = Ks + cuda_key_tile * k_stride;     // (cuda_key_tile, v_stride)
   float* lse_s = Vs + cuda_key_tile * v_stride;  // (cuda_query_tile)
   float* D_s = lse_s + cuda_query_tile;          // (cuda_query_tile)
   const index b = blockIdx.x, N = Q.rows;
