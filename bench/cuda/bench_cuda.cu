@@ -16,6 +16,8 @@
 //                   W_V = W_O = I (J_t = I - C_t A), strict mask, exact policy, float; flops: the
 //                   moments B N^2 w (w = p (p + 3) / 2, the causal half of the product, a multiply
 //                   and an add) plus 4 B N p^3 of block products
+//   barrier_fwd_bwd the same forward and barrier_backward(cuda, ...) to U and every weight of the
+//                   mean penalty; flops 3 times the forward's (torch_gpu.py's count)
 #include <suptok/cuda.hpp>
 
 #include <cuda_bf16.h>
@@ -94,7 +96,10 @@ void attention_fwd(const char* workload, const char* storage, bool tensor_cores,
   report(workload, storage, ms, 2.0 * double(bh) * double(N) * double(N) * double(d), 0);
 }
 
-void barrier_fwd(int reps) {
+// barrier_fwd, or with `backward` barrier_fwd_bwd: the forward and the gradients to U and every
+// weight of the mean penalty (db_t = 1 / n on the counted tokens), flops counted as 3 times the
+// forward's (torch_gpu.py's convention).
+void barrier(bool backward, int reps) {
   const index B = 8, N = 2048, p = 64, w = p * (p + 3) / 2;
   const std::vector<float> u = normal_values<float>(B * N * p, 1.f, 4);
   const std::vector<float> wq = normal_values<float>(p * p, std::sqrt(0.25f / p), 5),
@@ -107,25 +112,37 @@ void barrier_fwd(int reps) {
   upload(dWk, wk);
   upload(dWv, eye);
   upload(dWo, eye);
-  device_buffer<float> db(B * N), dlog(B * N);
+  device_buffer<float> b_out(B * N), log_out(B * N), upstream(B * N);
   device_buffer<int> dsign(B * N);
+  const suptok::attention_core_params attention{suptok::mask::strict, 0};
+  std::vector<float> db(B * N, 0.f);  // d penalty / d b_t
+  for (index i = 0; i < B * N; ++i)
+    if (i % N >= suptok::first_nontrivial(attention.causal_mask)) db[i] = 1.f / float(B * (N - 2));
+  upload(upstream, db);
+  device_buffer<float> gU(u.size()), gWq(wq.size()), gWk(wk.size()), gWv(eye.size()), gWo(eye.size());
   const suptok::batched_view<const float> U{dU.data, B, N, p, N * p, p};
   const auto weights = [&](const float* data) { return suptok::batched_view<const float>{data, 1, p, p, p * p, p}; };
+  const auto gradient = [&](float* data) { return suptok::batched_view<float>{data, 1, p, p, p * p, p}; };
   const suptok::cuda_heads<float> heads{weights(dWq.data), weights(dWk.data), weights(dWv.data), weights(dWo.data)};
   const suptok::cuda_token_barrier<float> out{
-      {db.data, B, N, 1, N, 1}, {dlog.data, B, N, 1, N, 1}, {dsign.data, B, N, 1, N, 1}};
-  const suptok::attention_core_params attention{suptok::mask::strict, 0};
+      {b_out.data, B, N, 1, N, 1}, {log_out.data, B, N, 1, N, 1}, {dsign.data, B, N, 1, N, 1}};
+  const suptok::cuda_barrier_gradients<float> grad{
+      {gU.data, B, N, p, N * p, p}, gradient(gWq.data), gradient(gWk.data), gradient(gWv.data), gradient(gWo.data)};
   cublasHandle_t blas = nullptr;
   suptok::detail::cublas_check(cublasCreate(&blas), "cublasCreate");
   const suptok::cuda backend{nullptr, blas};
-  const std::size_t bytes = suptok::barrier_workspace_bytes(backend, B, N, heads, attention);
+  const std::size_t bytes = suptok::barrier_workspace_bytes(backend, B, N, heads, attention, backward);
   device_buffer<unsigned char> workspace(bytes);
   const double ms = median_ms(reps, [&] {
-    suptok::barrier_per_token(backend, out, U, heads, suptok::barrier_params{}, attention, workspace.data, bytes);
+    if (backward)
+      suptok::barrier_backward(backend, grad, out, {upstream.data, B, N, 1, N, 1}, U, heads, suptok::barrier_params{},
+                               attention, workspace.data, bytes);
+    else
+      suptok::barrier_per_token(backend, out, U, heads, suptok::barrier_params{}, attention, workspace.data, bytes);
   });
   cublasDestroy(blas);
   const double flops = double(B) * double(N) * double(N) * double(w) + 4.0 * double(B) * double(N) * double(p * p * p);
-  report("barrier_fwd", "float", ms, flops, bytes);
+  report(backward ? "barrier_fwd_bwd" : "barrier_fwd", "float", ms, backward ? 3 * flops : flops, bytes);
 }
 
 }  // namespace
@@ -140,6 +157,7 @@ int main(int argc, char** argv) {
   attention_fwd<float>("attention_fwd", "float", false, reps);
   attention_fwd<__nv_bfloat16>("attention_fwd", "bf16", true, reps);
   attention_fwd<__nv_bfloat16>("attention_fwd_scalar", "bf16", false, reps);
-  barrier_fwd(reps);
+  barrier(false, reps);
+  barrier(true, reps);
   return 0;
 }

@@ -8,4 +8,6 @@
 
 #include "cuda/attention_backward.cuh"
 #include "cuda/attention_forward.cuh"
+#include "cuda/barrier_backward.cuh"
 #include "cuda/barrier_forward.cuh"
+#include "cuda/margins.cuh"

@@ -25,13 +25,10 @@
 
 #include <cublas_v2.h>
 
-#include "barrier_reference.hpp"
-#include "device_memory.hpp"
-#include "gpu_available.hpp"
+#include "barrier_device.hpp"
 
 #include <cmath>
 #include <cstdio>
-#include <random>
 #include <vector>
 
 namespace {
@@ -42,75 +39,27 @@ using suptok::index;
 using suptok::test::barrier_problem;
 using suptok::test::device_buffer;
 using suptok::test::download;
-using suptok::test::upload;
-
-struct shape {
-  index B, N, p, H, d_k, d_v;
-};
-
-barrier_problem draw_problem(const shape& s, double head_scale, std::uint64_t seed) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
-  const auto draw = [&](index n, double scale) {
-    std::vector<double> x(n);
-    for (double& e : x) e = scale * normal(gen);
-    return x;
-  };
-  const double w = head_scale / std::sqrt(double(s.p));
-  barrier_problem pb{s.B, s.N, s.p, s.H, s.d_k, s.d_v};
-  pb.U = draw(s.B * s.N * s.p, 1.0);
-  pb.W_Q = draw(s.H * s.d_k * s.p, w);
-  pb.W_K = draw(s.H * s.d_k * s.p, w);
-  pb.W_V = draw(s.H * s.d_v * s.p, w);
-  pb.W_O = draw(s.H * s.p * s.d_v, w);
-  return pb;
-}
-
-template <class S>
-std::vector<S> rounded(std::vector<double>& x) {  // x becomes what S holds
-  std::vector<S> out(x.begin(), x.end());
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] = double(out[i]);
-  return out;
-}
+using shape = suptok::test::barrier_shape;
 
 // One problem: returns whether every token is within tolerance; worst_ratio collects error / bound.
 template <class S>
 bool check_case(cublasHandle_t blas, const shape& s, suptok::mask m, const suptok::barrier_params& barrier,
                 double head_scale, std::uint64_t seed, double& worst_ratio) {
-  barrier_problem pb = draw_problem(s, head_scale, seed);
-  // U with a padded row stride (p + 2): the kernels and cuBLAS read it through its strides.
-  const index us = s.p + 2;
-  std::vector<S> u_padded(s.B * s.N * us, S(0));
-  const std::vector<S> u = rounded<S>(pb.U);
-  for (index r = 0; r < s.B * s.N; ++r)
-    for (index c = 0; c < s.p; ++c) u_padded[r * us + c] = u[r * s.p + c];
-  const std::vector<S> wq = rounded<S>(pb.W_Q), wk = rounded<S>(pb.W_K), wv = rounded<S>(pb.W_V),
-                       wo = rounded<S>(pb.W_O);
-  device_buffer<S> dU(u_padded.size()), dWq(wq.size()), dWk(wk.size()), dWv(wv.size()), dWo(wo.size());
-  upload(dU, u_padded);
-  upload(dWq, wq);
-  upload(dWk, wk);
-  upload(dWv, wv);
-  upload(dWo, wo);
+  barrier_problem pb = suptok::test::draw_barrier_problem(s, head_scale, seed);
+  const suptok::test::device_barrier_problem<S> device(pb);
   const index tokens = s.B * s.N;
-  device_buffer<S> db(tokens), dlog(tokens);
-  device_buffer<int> dsign(tokens);
-
-  const suptok::batched_view<const S> U{dU.data, s.B, s.N, s.p, s.N * us, us};
-  const suptok::cuda_heads<S> heads{{dWq.data, s.H, s.d_k, s.p, s.d_k * s.p, s.p},
-                                    {dWk.data, s.H, s.d_k, s.p, s.d_k * s.p, s.p},
-                                    {dWv.data, s.H, s.d_v, s.p, s.d_v * s.p, s.p},
-                                    {dWo.data, s.H, s.p, s.d_v, s.p * s.d_v, s.d_v}};
-  const suptok::cuda_token_barrier<S> out{
-      {db.data, s.B, s.N, 1, s.N, 1}, {dlog.data, s.B, s.N, 1, s.N, 1}, {dsign.data, s.B, s.N, 1, s.N, 1}};
+  const suptok::test::device_token_barrier<S> outputs(s.B, s.N);
+  const suptok::batched_view<const S> U = device.U();
+  const suptok::cuda_heads<S> heads = device.heads();
+  const suptok::cuda_token_barrier<S> out = outputs.views();
   const suptok::attention_core_params attention{m, 0};
   const suptok::cuda backend{nullptr, blas};
   const std::size_t bytes = suptok::barrier_workspace_bytes(backend, s.B, s.N, heads, attention);
   device_buffer<unsigned char> workspace(bytes);
   suptok::barrier_per_token(backend, out, U, heads, barrier, attention, workspace.data, bytes);
   suptok::detail::cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  const std::vector<S> b = download(db, tokens), log_abs = download(dlog, tokens);
-  const std::vector<int> sign = download(dsign, tokens);
+  const std::vector<S> b = download(outputs.b, tokens), log_abs = download(outputs.log_abs, tokens);
+  const std::vector<int> sign = download(outputs.sign, tokens);
 
   const suptok::test::token_values ref = suptok::test::reference_barrier(pb, m, 0.0, barrier);
   const double k_eps = 128 * double(std::numeric_limits<S>::epsilon());
@@ -131,14 +80,11 @@ bool check_case(cublasHandle_t blas, const shape& s, suptok::mask m, const supto
 
 template <class S>
 int sweep(cublasHandle_t blas) {
-  using suptok::extension;
   int failures = 0, cases = 0;
   double worst = 0;
   std::uint64_t seed = 500;
-  const shape shapes[] = {{1, 1, 3, 1, 2, 2},    {1, 3, 1, 1, 1, 1},   {3, 4, 5, 2, 3, 4},    {1, 31, 8, 3, 4, 2},
-                          {2, 65, 16, 1, 16, 16}, {1, 256, 9, 3, 5, 7}, {2, 257, 12, 2, 6, 4}, {1, 300, 33, 1, 8, 16}};
-  const suptok::barrier_params extended{extension::extended, 1e-8, 0.5}, clamp{extension::clamp, 0.5, 1e-2},
-      exact{extension::exact, 1e-8, 1e-2};
+  const suptok::barrier_params &extended = suptok::test::sweep_extended, &clamp = suptok::test::sweep_clamp,
+                               &exact = suptok::test::sweep_exact;
   const auto run = [&](const shape& s, suptok::mask m, const suptok::barrier_params& barrier, double scale) {
     ++cases;
     if (!check_case<S>(blas, s, m, barrier, scale, seed += 10, worst)) {
@@ -149,7 +95,7 @@ int sweep(cublasHandle_t blas) {
     }
   };
   for (suptok::mask m : {suptok::mask::strict, suptok::mask::inclusive}) {
-    for (const shape& s : shapes) run(s, m, extended, 0.5);
+    for (const shape& s : suptok::test::barrier_sweep) run(s, m, extended, 0.5);
     // Heads of scale 3 / sqrt(p): some det J_t below z0 = 0.5 and below 0.
     for (const suptok::barrier_params& barrier : {extended, clamp, exact}) run({2, 40, 6, 2, 4, 4}, m, barrier, 3.0);
   }
@@ -161,11 +107,5 @@ int sweep(cublasHandle_t blas) {
 }  // namespace
 
 int main() {
-  if (!suptok::test::gpu_available()) return suptok::test::skip_code;
-  cublasHandle_t blas = nullptr;
-  suptok::detail::cublas_check(cublasCreate(&blas), "cublasCreate");
-  const int failures = sweep<float>(blas) + sweep<double>(blas);
-  cublasDestroy(blas);
-  std::printf("%s\n", failures ? "FAIL" : "PASS");
-  return failures ? 1 : 0;
+  return suptok::test::run_barrier_test([](cublasHandle_t blas) { return sweep<float>(blas) + sweep<double>(blas); });
 }

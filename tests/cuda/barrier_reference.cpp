@@ -17,13 +17,38 @@ matrix<double> slice(const std::vector<double>& x, index i, index rows, index co
   return Eigen::Map<const matrix<double>>(x.data() + i * rows * cols, rows, cols);
 }
 
-}  // namespace
-
-token_values reference_barrier(const barrier_problem& pb, mask m, double temperature, const barrier_params& barrier) {
+heads<double> problem_heads(const barrier_problem& pb) {
   heads<double> hs;
   for (index h = 0; h < pb.H; ++h)
     hs.push_back({slice(pb.W_Q, h, pb.d_k, pb.p), slice(pb.W_K, h, pb.d_k, pb.p), slice(pb.W_V, h, pb.d_v, pb.p),
                   slice(pb.W_O, h, pb.p, pb.d_v)});
+  return hs;
+}
+
+void append(std::vector<double>& to, const matrix<double>& x) {  // row-major, as the problem's inputs
+  to.insert(to.end(), x.data(), x.data() + x.size());
+}
+
+}  // namespace
+
+gradient_values reference_gradients(const barrier_problem& pb, mask m, double temperature,
+                                    const barrier_params& barrier) {
+  std::vector<matrix<double>> Us;
+  for (index b = 0; b < pb.B; ++b) Us.push_back(slice(pb.U, b, pb.N, pb.p));
+  const auto r = barrier_penalty_batch_backward<double>(Us, problem_heads(pb), barrier, {m, temperature});
+  gradient_values g;
+  for (const matrix<double>& dU : r.grad.dU) append(g.U, dU);
+  for (const head<double>& dW : r.grad.dW) {
+    append(g.W_Q, dW.W_Q);
+    append(g.W_K, dW.W_K);
+    append(g.W_V, dW.W_V);
+    append(g.W_O, dW.W_O);
+  }
+  return g;
+}
+
+token_values reference_barrier(const barrier_problem& pb, mask m, double temperature, const barrier_params& barrier) {
+  const heads<double> hs = problem_heads(pb);
   const attention_params attention{m, temperature};
   token_values out;
   for (index b = 0; b < pb.B; ++b) {
@@ -36,6 +61,9 @@ token_values reference_barrier(const barrier_problem& pb, mask m, double tempera
       const auto sigma = Eigen::JacobiSVD<matrix<double>>(J).singularValues();
       const double term = Eigen::JacobiSVD<matrix<double>>(J - matrix<double>::Identity(pb.p, pb.p)).singularValues()(0);
       out.condition.push_back(std::max(1.0, term / sigma(pb.p - 1)));
+      out.sigma_min.push_back(sigma(pb.p - 1));
+      out.sigma_max.push_back(sigma(0));
+      out.spread.push_back(term);
     }
   }
   return out;

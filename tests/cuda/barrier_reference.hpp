@@ -1,5 +1,6 @@
 // The host reference the CUDA barrier test compares with: the library's reference path in double
-// (likelihood/jacobian.hpp's J_t, logdet.hpp's pivoted LU, barrier/penalty.hpp's b_t), compiled
+// (likelihood/jacobian.hpp's J_t, logdet.hpp's pivoted LU, barrier/penalty.hpp's b_t and its
+// gradients), compiled
 // by the host compiler in barrier_reference.cpp so that nvcc never sees Eigen's LU.
 #pragma once
 
@@ -19,12 +20,23 @@ struct barrier_problem {
 // Per token of every sequence (B N entries): b_t, log|det J_t|, the sign of det J_t and
 // condition = max(1, |J_t - I|_2 / sigma_min(J_t)), the factor by which a relative rounding of the
 // term J_t - I is amplified in log|det J_t| (d log|det J| = tr(J^{-1} dJ) <= p |dJ|_2 / sigma_min).
+// sigma_min and sigma_max: J_t's extreme singular values; spread = |J_t - I|_2.
 struct token_values {
-  std::vector<double> b, log_abs, condition;
+  std::vector<double> b, log_abs, condition, sigma_min, sigma_max, spread;
   std::vector<int> sign;
 };
 
 token_values reference_barrier(const barrier_problem& problem, mask m, double temperature,
                                const barrier_params& barrier);
+
+// The gradients of the batch's mean penalty (mean of b_t over the tokens t >= first_nontrivial(m)
+// of every sequence) with respect to U and the heads, laid out as the problem's inputs. Throws
+// suptok::error where the exact policy meets det J_t <= 0.
+struct gradient_values {
+  std::vector<double> U, W_Q, W_K, W_V, W_O;
+};
+
+gradient_values reference_gradients(const barrier_problem& problem, mask m, double temperature,
+                                    const barrier_params& barrier);
 
 }  // namespace suptok::test

@@ -14,7 +14,10 @@ namespace suptok::test {
 template <class T>
 struct device_buffer {
   T* data = nullptr;
-  explicit device_buffer(std::size_t n) { detail::cuda_check(cudaMalloc(&data, n * sizeof(T)), "cudaMalloc"); }
+  std::size_t size = 0;  // elements
+  explicit device_buffer(std::size_t n) : size(n) {
+    detail::cuda_check(cudaMalloc(&data, n * sizeof(T)), "cudaMalloc");
+  }
   ~device_buffer() { cudaFree(data); }
   device_buffer(const device_buffer&) = delete;
   device_buffer& operator=(const device_buffer&) = delete;

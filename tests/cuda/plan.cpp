@@ -1,7 +1,8 @@
 // The host side of the CUDA kernels, without a GPU: the attention's launch geometry and shared
 // memory (cuda/attention_plan.hpp, cuda/attention_backward_plan.hpp), the barrier's workspace layout
 // (cuda/barrier_plan.hpp), and every argument check of attention_forward(cuda, ...),
-// attention_backward(cuda, ...) and barrier_per_token(cuda, ...), each with the argument it must name.
+// attention_backward(cuda, ...), barrier_per_token(cuda, ...) and barrier_backward(cuda, ...), each
+// with the argument it must name.
 #include <suptok/cuda/attention_backward_plan.hpp>
 #include <suptok/cuda/barrier_plan.hpp>
 
@@ -9,6 +10,7 @@
 
 #include "thrown.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -240,16 +242,18 @@ TEST_CASE("cuda attention backward: every argument check names its argument", "[
 
 namespace {
 
-// Host buffers standing in for device memory: U (B, N, p), H heads, the outputs, a workspace.
+// Host buffers standing in for device memory: U (B, N, p), H heads, the outputs, db and the
+// gradients of the backward, a workspace (of the backward's size).
 struct barrier_problem {
   index B, N, p, H, d_k, d_v;
-  std::vector<float> u, wq, wk, wv, wo, b_out, log_out;
+  std::vector<float> u, wq, wk, wv, wo, b_out, log_out, db, du, dwq, dwk, dwv, dwo;
   std::vector<int> sign_out;
   std::vector<double> ws;  // 8-byte elements; aligned to 256 below
   barrier_problem(index B_, index N_, index p_, index H_, index d_k_, index d_v_)
       : B(B_), N(N_), p(p_), H(H_), d_k(d_k_), d_v(d_v_), u(B * N * p), wq(H * d_k * p), wk(H * d_k * p),
-        wv(H * d_v * p), wo(H * p * d_v), b_out(B * N), log_out(B * N), sign_out(B * N),
-        ws(bytes() / 8 + 64) {}
+        wv(H * d_v * p), wo(H * p * d_v), b_out(B * N), log_out(B * N), db(B * N), du(u.size()), dwq(wq.size()),
+        dwk(wk.size()), dwv(wv.size()), dwo(wo.size()), sign_out(B * N),
+        ws(bytes(detail::barrier_pass::backward) / 8 + 64) {}
   batched_view<const float> U() const { return {u.data(), B, N, p, N * p, p}; }
   cuda_heads<float> heads() const {
     return {{wq.data(), H, d_k, p, d_k * p, p},
@@ -260,7 +264,17 @@ struct barrier_problem {
   cuda_token_barrier<float> out() {
     return {{b_out.data(), B, N, 1, N, 1}, {log_out.data(), B, N, 1, N, 1}, {sign_out.data(), B, N, 1, N, 1}};
   }
-  std::size_t bytes() const { return detail::barrier_layout(B, N, p, H, d_k, mask::strict, 4).bytes; }
+  batched_view<const float> dB() const { return {db.data(), B, N, 1, N, 1}; }
+  cuda_barrier_gradients<float> grad() {
+    return {{du.data(), B, N, p, N * p, p},
+            {dwq.data(), H, d_k, p, d_k * p, p},
+            {dwk.data(), H, d_k, p, d_k * p, p},
+            {dwv.data(), H, d_v, p, d_v * p, p},
+            {dwo.data(), H, p, d_v, p * d_v, d_v}};
+  }
+  std::size_t bytes(detail::barrier_pass pass = detail::barrier_pass::forward) const {
+    return detail::barrier_layout(B, N, p, H, d_k, mask::strict, 4, pass).bytes;
+  }
   void* workspace() {
     const auto at = reinterpret_cast<std::uintptr_t>(ws.data());
     return reinterpret_cast<void*>((at + 255) / 256 * 256);
@@ -289,9 +303,31 @@ TEST_CASE("cuda barrier workspace: aligned buffers in order, each of its size, G
   CHECK(l.J_ptr == l.J + round(10 * 9 * 4));
   CHECK(l.pivots == l.J_ptr + round(10 * sizeof(void*)));
   CHECK(l.bytes == l.info + round(10 * 4));
+  CHECK(l.Z == l.bytes);  // the forward's layout: the backward's buffers are empty
+  CHECK(l.SA == l.bytes);
   const detail::cuda_barrier_layout li = detail::barrier_layout(2, 5, 3, 2, 4, mask::inclusive, 8);
   CHECK(li.C == li.G + round(10 * 3 * 8));
   CHECK(li.bytes > l.bytes);
+  // The backward's buffers follow the forward's, DG only for the inclusive mask.
+  const detail::cuda_barrier_layout b =
+      detail::barrier_layout(2, 5, 3, 2, 4, mask::strict, 4, detail::barrier_pass::backward);
+  CHECK(b.info == l.info);
+  CHECK(b.Z == l.bytes);
+  CHECK(b.Z_ptr == b.Z + round(10 * 9 * 4));
+  CHECK(b.dP == b.Z_ptr + round(10 * sizeof(void*)));
+  CHECK(b.R == b.dP + round(10 * 5 * 4));
+  CHECK(b.e == b.R + round(10 * 9 * 4));
+  CHECK(b.ones == b.e + round(10 * 4));
+  CHECK(b.DG == b.ones + round(10 * 4));
+  CHECK(b.dQ == b.DG);  // strict: no DG
+  CHECK(b.dK == b.dQ + round(10 * 4 * 4));
+  CHECK(b.Un == b.dK + round(10 * 4 * 4));
+  CHECK(b.SV == b.Un + round(10 * 3 * 4));
+  CHECK(b.SA == b.SV + round(9 * 4));
+  CHECK(b.bytes == b.SA + round(9 * 4));
+  const detail::cuda_barrier_layout bi =
+      detail::barrier_layout(2, 5, 3, 2, 4, mask::inclusive, 8, detail::barrier_pass::backward);
+  CHECK(bi.dQ == bi.DG + round(10 * 3 * 8));
   CHECK(test::thrown_by([] { detail::barrier_layout(1, index(1) << 40, 64, 1, 64, mask::strict, 4); }).argument == "U");
 }
 
@@ -350,6 +386,128 @@ TEST_CASE("cuda barrier: every argument check names its argument", "[cuda][plan]
     CHECK(t.argument == "workspace");
     CHECK(t.contains("aligned"));
   }
+}
+
+TEST_CASE("cuda barrier backward: every argument check names its argument", "[cuda][plan][errors]") {
+  barrier_problem pb(2, 5, 3, 2, 4, 2);
+  const attention_core_params attention{};
+  const barrier_params barrier{extension::extended, 1e-8, 1e-2};
+  void* ws = pb.workspace();
+  const std::size_t bytes = pb.bytes(detail::barrier_pass::backward);
+  const auto named = [&](const cuda_barrier_gradients<float>& grad, const batched_view<const float>& db,
+                         std::size_t workspace_bytes) {
+    return named_by([&] {
+      detail::validate_cuda_barrier_backward(grad, pb.out(), db, pb.U(), pb.heads(), attention, barrier, ws,
+                                             workspace_bytes);
+    });
+  };
+  CHECK(named(pb.grad(), pb.dB(), bytes) == "<no error>");
+  CHECK(named(pb.grad(), pb.dB(), pb.bytes()) == "workspace");  // the forward's size is too small
+  auto db = pb.dB();
+  db.rows = 4;
+  CHECK(named(pb.grad(), db, bytes) == "db");
+  db = pb.dB();
+  db.data = pb.b_out.data() + 3;  // overlaps the output out.b
+  CHECK(named(pb.grad(), db, bytes) == "out.b");
+  auto grad = pb.grad();
+  grad.dU.cols = 2;
+  CHECK(named(grad, pb.dB(), bytes) == "grad.dU");
+  grad = pb.grad();
+  grad.dW_Q.rows = 3;
+  CHECK(named(grad, pb.dB(), bytes) == "grad.dW_Q");
+  grad = pb.grad();
+  grad.dW_K.batch = 1;
+  CHECK(named(grad, pb.dB(), bytes) == "grad.dW_K");
+  grad = pb.grad();
+  grad.dW_V.cols = 4;
+  CHECK(named(grad, pb.dB(), bytes) == "grad.dW_V");
+  grad = pb.grad();
+  grad.dW_O.data = nullptr;
+  CHECK(named(grad, pb.dB(), bytes) == "grad.dW_O");
+  grad = pb.grad();
+  grad.dW_O.data = pb.wo.data();  // the input heads.W_O
+  CHECK(named(grad, pb.dB(), bytes) == "grad.dW_O");
+  grad = pb.grad();
+  grad.dW_V.data = pb.dwq.data() + 4;  // inside grad.dW_Q
+  const test::thrown t = test::thrown_by([&] {
+    detail::validate_cuda_barrier_backward(grad, pb.out(), pb.dB(), pb.U(), pb.heads(), attention, barrier, ws, bytes);
+  });
+  CHECK(t.argument == "grad.dW_V");
+  CHECK(t.contains("grad.dW_Q"));
+  grad = pb.grad();
+  grad.dU.data = pb.db.data();  // the input db
+  CHECK(named(grad, pb.dB(), bytes) == "grad.dU");
+  grad = pb.grad();
+  grad.dW_K.data = static_cast<float*>(ws) + 16;  // inside the workspace
+  CHECK(named(grad, pb.dB(), bytes) == "grad.dW_K");
+}
+
+TEST_CASE("cuda margins: the Jacobi sweep's round-robin meets every pair of rows once, rounds disjoint",
+          "[cuda][plan]") {
+  for (index n : {2, 4, 6, 34, 128}) {
+    std::vector<int> met(std::size_t(n * n), 0);
+    for (index round = 0; round < n - 1; ++round) {
+      std::vector<int> used(std::size_t(n), 0);
+      for (index q = 0; q < n / 2; ++q) {
+        index i = -1, j = -1;
+        detail::round_robin_pair(n, round, q, i, j);
+        REQUIRE(i >= 0);
+        REQUIRE(j < n);
+        REQUIRE(i != j);
+        ++used[std::size_t(i)];
+        ++used[std::size_t(j)];
+        ++met[std::size_t(std::min(i, j) * n + std::max(i, j))];
+      }
+      CHECK(std::count(used.begin(), used.end(), 1) == n);  // each row once per round
+    }
+    for (index i = 0; i < n; ++i)
+      for (index j = i + 1; j < n; ++j) CHECK(met[std::size_t(i * n + j)] == 1);
+  }
+  // Shared memory: p rounded up to even rows of p_even + 1 elements.
+  CHECK(detail::margin_shared_bytes(5, 8) == 6 * 7 * 8);
+  CHECK(detail::margin_shared_bytes(128, 8) == 128 * 129 * 8);
+  CHECK(detail::margin_shared_bytes(128, 8) <= 227 * 1024);
+}
+
+TEST_CASE("cuda margins: every argument check names its argument", "[cuda][plan][errors]") {
+  barrier_problem pb(2, 5, 3, 2, 4, 2);
+  std::vector<float> sigma_min(10), signed_margin(10), sigma_max(10), kappa(10);
+  const auto column = [&](std::vector<float>& x) { return batched_view<float>{x.data(), 2, 5, 1, 5, 1}; };
+  const cuda_token_margins<float> out{pb.out().sign, pb.out().log_abs, column(sigma_min), column(signed_margin),
+                                      column(sigma_max), column(kappa)};
+  void* ws = pb.workspace();
+  const std::size_t bytes = pb.bytes();
+  const auto named = [&](const cuda_token_margins<float>& o, const batched_view<const float>& U,
+                         const attention_core_params& a, std::size_t workspace_bytes) {
+    return named_by([&] { detail::validate_cuda_margins(o, U, pb.heads(), a, ws, workspace_bytes); });
+  };
+  CHECK(named(out, pb.U(), {}, bytes) == "<no error>");
+  CHECK(named(out, pb.U(), {mask(7), 0}, bytes) == "attention.causal_mask");
+  CHECK(named(out, pb.U(), {}, bytes - 1) == "workspace");
+  auto o = out;
+  o.kappa.rows = 4;
+  CHECK(named(o, pb.U(), {}, bytes) == "out.kappa");
+  o = out;
+  o.sigma_max.data = nullptr;
+  CHECK(named(o, pb.U(), {}, bytes) == "out.sigma_max");
+  o = out;
+  o.signed_margin = o.sigma_min;  // the same memory twice
+  CHECK(named(o, pb.U(), {}, bytes) == "out.signed_margin");
+  o = out;
+  o.sigma_min.data = pb.u.data();  // inside U
+  CHECK(named(o, pb.U(), {}, bytes) == "out.sigma_min");
+  barrier_problem wide(1, 2, 130, 1, 1, 1);  // p = 130: the barrier takes it, the margins do not
+  std::vector<float> columns(4 * 2);
+  const auto slot = [&](index k) { return batched_view<float>{columns.data() + 2 * k, 1, 2, 1, 2, 1}; };
+  const cuda_token_margins<float> wide_out{wide.out().sign, wide.out().log_abs, slot(0), slot(1), slot(2), slot(3)};
+  CHECK(named_by([&] {
+          detail::validate_cuda_barrier(wide.out(), wide.U(), wide.heads(), {}, barrier_params{}, wide.workspace(),
+                                        wide.bytes());
+        }) == "<no error>");
+  const test::thrown t = test::thrown_by(
+      [&] { detail::validate_cuda_margins(wide_out, wide.U(), wide.heads(), {}, wide.workspace(), wide.bytes()); });
+  CHECK(t.argument == "U");
+  CHECK(t.contains("p <= 128"));
 }
 
 }  // namespace suptok

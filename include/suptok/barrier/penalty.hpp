@@ -48,9 +48,6 @@ struct barrier_gradients {
   G grad;
 };
 
-// The first position with a non-trivial J_t: 2 under the strict mask, 0 under the inclusive one.
-inline index first_nontrivial(mask m) { return m == mask::strict ? 2 : 0; }
-
 namespace detail {
 
 // Per-token barrier values of one validated sequence: the blocks whose determinant is det J_t

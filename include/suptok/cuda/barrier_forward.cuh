@@ -168,18 +168,155 @@ __global__ void token_barrier_kernel(cuda_token_barrier<S> out, const S* LU, con
 
 inline void check_launch(const char* kernel) { cuda_check(cudaGetLastError(), kernel); }
 
+// The workspace's buffers (cuda/barrier_plan.hpp) as typed pointers; the backward's are null-sized
+// in a forward layout.
+template <class S>
+struct cuda_barrier_buffers {
+  S *A, *V, *mean, *Uc, *X, *Q, *K, *P, *M, *G, *C, *T, *J;
+  S** J_ptr;
+  int *pivots, *info;
+  S *Z, *dP, *R, *e, *ones, *DG, *dQ, *dK, *Un, *SV, *SA;
+  S** Z_ptr;
+
+  cuda_barrier_buffers(void* workspace, const cuda_barrier_layout& l) {
+    char* base = static_cast<char*>(workspace);
+    const auto at = [&](std::size_t offset) { return reinterpret_cast<S*>(base + offset); };
+    A = at(l.A), V = at(l.V), mean = at(l.mean), Uc = at(l.Uc), X = at(l.X), Q = at(l.Q), K = at(l.K);
+    P = at(l.P), M = at(l.M), G = at(l.G), C = at(l.C), T = at(l.T), J = at(l.J);
+    J_ptr = reinterpret_cast<S**>(base + l.J_ptr);
+    pivots = reinterpret_cast<int*>(base + l.pivots);
+    info = reinterpret_cast<int*>(base + l.info);
+    Z = at(l.Z), dP = at(l.dP), R = at(l.R), e = at(l.e), ones = at(l.ones), DG = at(l.DG);
+    dQ = at(l.dQ), dK = at(l.dK), Un = at(l.Un), SV = at(l.SV), SA = at(l.SA);
+    Z_ptr = reinterpret_cast<S**>(base + l.Z_ptr);
+  }
+};
+
+// One validated call's operands, sizes, buffers, cuBLAS handle and stream.
+template <class S>
+struct cuda_barrier_run {
+  cublasHandle_t blas;
+  cudaStream_t stream;
+  batched_view<const S> U;
+  cuda_heads<S> heads;
+  mask m;
+  index B, N, p, H, d_k, d_v, tokens, w, pp;
+  S inv_tau;
+  cuda_barrier_buffers<S> buf;
+
+  cuda_barrier_run(const cuda& backend, const batched_view<const S>& U_, const cuda_heads<S>& heads_,
+                    const attention_core_params& attention, void* workspace, barrier_pass pass)
+      : blas(backend.blas), stream(backend.stream), U(U_), heads(heads_), m(attention.causal_mask), B(U.batch),
+        N(U.rows), p(U.cols), H(heads.W_Q.batch), d_k(heads.W_Q.rows), d_v(heads.W_V.rows), tokens(B * N),
+        w(barrier_packed_width(p)), pp(p * p),
+        inv_tau(S(1) / (attention.temperature == 0 ? std::sqrt(S(d_k)) : S(attention.temperature))),
+        buf(workspace, barrier_layout(B, N, p, H, d_k, m, sizeof(S), pass)) {}
+
+  blas_operand<S> U_rows() const { return {U.data, U.row_stride, U.batch_stride}; }
+};
+
+// Steps 1 and 2 of the file comment: A_h, V_h, the centred tokens and their packed rows.
+template <class S>
+void barrier_prepare(const cuda_barrier_run<S>& r) {
+  const auto& [Wq, Wk, Wv, Wo] = r.heads;
+  const index p = r.p, pp = r.pp;
+  const int threads = cuda_barrier_threads;
+  gemm_batched<S>(r.blas, p, p, r.d_k, r.inv_tau, {Wk.data, Wk.row_stride, Wk.batch_stride, true},
+                  {Wq.data, Wq.row_stride, Wq.batch_stride}, S(0), r.buf.A, p, pp, r.H, "cublasXgemmStridedBatched(A)");
+  gemm_batched<S>(r.blas, p, p, r.d_v, S(1), {Wo.data, Wo.row_stride, Wo.batch_stride},
+                  {Wv.data, Wv.row_stride, Wv.batch_stride}, S(0), r.buf.V, p, pp, r.H, "cublasXgemmStridedBatched(V)");
+  centre_kernel<S><<<unsigned(r.B), threads, 0, r.stream>>>(r.buf.Uc, r.buf.mean, r.U);
+  check_launch("centre_kernel launch");
+  pack_kernel<S><<<unsigned(r.tokens), threads, std::size_t(p) * sizeof(S), r.stream>>>(r.buf.X, r.buf.Uc, p);
+  check_launch("pack_kernel launch");
+}
+
+// Step 3 for head h up to T^h_t: Q, K, the weights a_ts in P, the moments M, C_t and T_t (and g_t
+// in G under the inclusive mask).
+template <class S>
+void barrier_head_terms(const cuda_barrier_run<S>& r, index h) {
+  const auto& Wq = r.heads.W_Q;
+  const auto& Wk = r.heads.W_K;
+  const index B = r.B, N = r.N, p = r.p, d_k = r.d_k, w = r.w, pp = r.pp;
+  const cuda_barrier_buffers<S>& b = r.buf;
+  const S* A_h = b.A + h * pp;
+  const int threads = cuda_barrier_threads;
+  gemm_batched<S>(r.blas, N, d_k, p, S(1), r.U_rows(), {Wq.row(h, 0), Wq.row_stride, 0, true}, S(0), b.Q, d_k,
+                  N * d_k, B, "cublasXgemmStridedBatched(Q)");
+  gemm_batched<S>(r.blas, N, d_k, p, S(1), r.U_rows(), {Wk.row(h, 0), Wk.row_stride, 0, true}, S(0), b.K, d_k,
+                  N * d_k, B, "cublasXgemmStridedBatched(K)");
+  gemm_batched<S>(r.blas, N, N, d_k, r.inv_tau, {b.Q, d_k, N * d_k}, {b.K, d_k, N * d_k, true}, S(0), b.P, N, N * N,
+                  B, "cublasXgemmStridedBatched(logits)");
+  causal_softmax_kernel<S><<<blocks_for(r.tokens * 32, threads), threads, 0, r.stream>>>(b.P, r.tokens, N, r.m);
+  check_launch("causal_softmax_kernel launch");
+  for (index r0 = 0; r0 < N; r0 += cuda_moment_row_block) {
+    const index r1 = std::min(N, r0 + cuda_moment_row_block), keys = past_end(r1 - 1, r.m);
+    if (keys == 0) continue;  // rows of an empty past: their C_t is set to 0 below
+    gemm_batched<S>(r.blas, r1 - r0, w, keys, S(1), {b.P + r0 * N, N, N * N}, {b.X, w, N * w}, S(0), b.M + r0 * w, w,
+                    N * w, B, "cublasXgemmStridedBatched(moments)");
+  }
+  covariance_kernel<S><<<unsigned(r.tokens), threads, 0, r.stream>>>(b.C, b.M, N, p, r.m);
+  check_launch("covariance_kernel launch");
+  gemm_batched<S>(r.blas, p, p, p, S(1), {b.C, p, pp}, {A_h, p, 0}, S(0), b.T, p, pp, r.tokens,
+                  "cublasXgemmStridedBatched(C A)");
+  if (r.m == mask::inclusive) {
+    gemm_batched<S>(r.blas, N, p, p, S(1), r.U_rows(), {A_h, p, 0, true}, S(0), b.G, p, N * p, B,
+                    "cublasXgemmStridedBatched(A u)");
+    inclusive_terms_kernel<S><<<unsigned(r.tokens), threads, 0, r.stream>>>(b.T, b.P, b.Uc, b.M, b.G, N, p);
+    check_launch("inclusive_terms_kernel launch");
+  }
+}
+
+// Steps 1 to 3: J_t = I - sum_h V_h T^h_t in r.buf.J (the last head's terms left in the buffers).
+template <class S>
+void barrier_jacobians(const cuda_barrier_run<S>& r) {
+  const cuda_barrier_buffers<S>& b = r.buf;
+  const index p = r.p, pp = r.pp, tokens = r.tokens;
+  const int threads = cuda_barrier_threads;
+  barrier_prepare(r);
+  identity_kernel<S><<<blocks_for(tokens * pp, threads * 8), threads, 0, r.stream>>>(b.J, tokens, p);
+  check_launch("identity_kernel launch");
+  for (index h = 0; h < r.H; ++h) {
+    barrier_head_terms(r, h);
+    gemm_batched<S>(r.blas, p, p, p, S(-1), {b.V + h * pp, p, 0}, {b.T, p, pp}, S(1), b.J, p, pp, tokens,
+                    "cublasXgemmStridedBatched(J)");
+  }
+}
+
+// Step 4: the LU of every J_t in place (pivots in r.buf.pivots); sign, log|det| and b_t into out.
+template <class S>
+void barrier_log_dets(const cuda_barrier_run<S>& r, const cuda_token_barrier<S>& out, const barrier_params& barrier) {
+  const cuda_barrier_buffers<S>& b = r.buf;
+  const int threads = cuda_barrier_threads;
+  block_pointers_kernel<S><<<blocks_for(r.tokens, threads), threads, 0, r.stream>>>(b.J_ptr, b.J, r.tokens, r.p);
+  check_launch("block_pointers_kernel launch");
+  lu_batched<S>(r.blas, r.p, b.J_ptr, b.pivots, b.info, r.tokens);
+  token_barrier_kernel<S><<<blocks_for(r.tokens, threads), threads, 0, r.stream>>>(out, b.J, b.pivots, r.N, r.p,
+                                                                                  barrier);
+  check_launch("token_barrier_kernel launch");
+}
+
+// Steps 1 to 4.
+template <class S>
+void barrier_forward_pass(const cuda_barrier_run<S>& r, const cuda_token_barrier<S>& out,
+                          const barrier_params& barrier) {
+  barrier_jacobians(r);
+  barrier_log_dets(r, out, barrier);
+}
+
 }  // namespace detail
 
-// Bytes of workspace barrier_per_token(cuda, ...) needs for B sequences of N tokens under `heads`
-// (cuda/barrier_plan.hpp lists the buffers). Only the extents of the heads' views are read.
+// Bytes of workspace barrier_per_token(cuda, ...) (backward: barrier_backward(cuda, ...)) needs for
+// B sequences of N tokens under `heads` (cuda/barrier_plan.hpp lists the buffers). Only the extents
+// of the heads' views are read.
 template <class S>
 std::size_t barrier_workspace_bytes(cuda, index B, index N, const cuda_heads<S>& heads,
-                                    const attention_core_params& attention = {}) {
+                                    const attention_core_params& attention = {}, bool backward = false) {
   detail::require(B > 0, "B", "must be positive, got ", B);
   detail::require(N > 0, "N", "must be positive, got ", N);
   detail::require(heads.W_Q.batch > 0 && heads.W_Q.cols > 0, "heads.W_Q", "expected at least one head of p >= 1");
   return detail::barrier_layout(B, N, heads.W_Q.cols, heads.W_Q.batch, heads.W_Q.rows, attention.causal_mask,
-                                sizeof(S))
+                                sizeof(S), backward ? detail::barrier_pass::backward : detail::barrier_pass::forward)
       .bytes;
 }
 
@@ -192,84 +329,13 @@ template <class S>
 void barrier_per_token(cuda backend, const cuda_token_barrier<S>& out, const batched_view<const S>& U,
                        const cuda_heads<S>& heads, const barrier_params& barrier,
                        const attention_core_params& attention, void* workspace, std::size_t workspace_bytes) {
-  using detail::blas_operand;
   static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>, "the CUDA barrier computes in float or double");
   detail::require(backend.blas != nullptr, "backend.blas", "a cuBLAS handle is needed (cublasCreate)");
   detail::validate_cuda_barrier(out, U, heads, attention, barrier, workspace, workspace_bytes);
-  const index B = U.batch, N = U.rows, p = U.cols, H = heads.W_Q.batch, d_k = heads.W_Q.rows, d_v = heads.W_V.rows;
-  const index tokens = B * N, w = detail::barrier_packed_width(p), pp = p * p;
-  const mask m = attention.causal_mask;
-  const detail::cuda_barrier_layout l = detail::barrier_layout(B, N, p, H, d_k, m, sizeof(S));
-  const auto buffer = [&](std::size_t offset) { return reinterpret_cast<S*>(static_cast<char*>(workspace) + offset); };
-  S *A = buffer(l.A), *V = buffer(l.V), *mean = buffer(l.mean), *Uc = buffer(l.Uc), *X = buffer(l.X);
-  S *Q = buffer(l.Q), *K = buffer(l.K), *P = buffer(l.P), *M = buffer(l.M), *G = buffer(l.G);
-  S *C = buffer(l.C), *T = buffer(l.T), *J = buffer(l.J);
-  S** J_ptr = reinterpret_cast<S**>(static_cast<char*>(workspace) + l.J_ptr);
-  int* pivots = reinterpret_cast<int*>(static_cast<char*>(workspace) + l.pivots);
-  int* info = reinterpret_cast<int*>(static_cast<char*>(workspace) + l.info);
-  const S inv_tau = S(1) / (attention.temperature == 0 ? std::sqrt(S(d_k)) : S(attention.temperature));
-  const cudaStream_t stream = backend.stream;
-  const int threads = detail::cuda_barrier_threads;
-  const detail::blas_scope scope(backend.blas, stream);
-  cublasHandle_t blas = backend.blas;
-
-  // 1. A_h = W_K^T W_Q / tau, V_h = W_O W_V.
-  const auto& Wq = heads.W_Q;
-  const auto& Wk = heads.W_K;
-  const auto& Wv = heads.W_V;
-  const auto& Wo = heads.W_O;
-  detail::gemm_batched<S>(blas, p, p, d_k, inv_tau, {Wk.data, Wk.row_stride, Wk.batch_stride, true},
-                          {Wq.data, Wq.row_stride, Wq.batch_stride}, S(0), A, p, pp, H, "cublasXgemmStridedBatched(A)");
-  detail::gemm_batched<S>(blas, p, p, d_v, S(1), {Wo.data, Wo.row_stride, Wo.batch_stride},
-                          {Wv.data, Wv.row_stride, Wv.batch_stride}, S(0), V, p, pp, H, "cublasXgemmStridedBatched(V)");
-
-  // 2. Centred tokens and their packed rows.
-  detail::centre_kernel<S><<<unsigned(B), threads, 0, stream>>>(Uc, mean, U);
-  detail::check_launch("centre_kernel launch");
-  detail::pack_kernel<S><<<unsigned(tokens), threads, std::size_t(p) * sizeof(S), stream>>>(X, Uc, p);
-  detail::check_launch("pack_kernel launch");
-
-  // 3. J_t = I - sum_h V_h T^h_t.
-  detail::identity_kernel<S><<<detail::blocks_for(tokens * pp, threads * 8), threads, 0, stream>>>(J, tokens, p);
-  detail::check_launch("identity_kernel launch");
-  const blas_operand<S> U_rows{U.data, U.row_stride, U.batch_stride};
-  for (index h = 0; h < H; ++h) {
-    const S* A_h = A + h * pp;
-    detail::gemm_batched<S>(blas, N, d_k, p, S(1), U_rows, {Wq.row(h, 0), Wq.row_stride, 0, true}, S(0), Q, d_k,
-                            N * d_k, B, "cublasXgemmStridedBatched(Q)");
-    detail::gemm_batched<S>(blas, N, d_k, p, S(1), U_rows, {Wk.row(h, 0), Wk.row_stride, 0, true}, S(0), K, d_k,
-                            N * d_k, B, "cublasXgemmStridedBatched(K)");
-    detail::gemm_batched<S>(blas, N, N, d_k, inv_tau, {Q, d_k, N * d_k}, {K, d_k, N * d_k, true}, S(0), P, N, N * N, B,
-                            "cublasXgemmStridedBatched(logits)");
-    detail::causal_softmax_kernel<S><<<detail::blocks_for(tokens * 32, threads), threads, 0, stream>>>(P, tokens, N, m);
-    detail::check_launch("causal_softmax_kernel launch");
-    for (index r0 = 0; r0 < N; r0 += detail::cuda_moment_row_block) {
-      const index r1 = std::min(N, r0 + detail::cuda_moment_row_block), keys = past_end(r1 - 1, m);
-      if (keys == 0) continue;  // rows of an empty past: their C_t is set to 0 below
-      detail::gemm_batched<S>(blas, r1 - r0, w, keys, S(1), {P + r0 * N, N, N * N}, {X, w, N * w}, S(0), M + r0 * w,
-                              w, N * w, B, "cublasXgemmStridedBatched(moments)");
-    }
-    detail::covariance_kernel<S><<<unsigned(tokens), threads, 0, stream>>>(C, M, N, p, m);
-    detail::check_launch("covariance_kernel launch");
-    detail::gemm_batched<S>(blas, p, p, p, S(1), {C, p, pp}, {A_h, p, 0}, S(0), T, p, pp, tokens,
-                            "cublasXgemmStridedBatched(C A)");
-    if (m == mask::inclusive) {
-      detail::gemm_batched<S>(blas, N, p, p, S(1), U_rows, {A_h, p, 0, true}, S(0), G, p, N * p, B,
-                              "cublasXgemmStridedBatched(A u)");
-      detail::inclusive_terms_kernel<S><<<unsigned(tokens), threads, 0, stream>>>(T, P, Uc, M, G, N, p);
-      detail::check_launch("inclusive_terms_kernel launch");
-    }
-    detail::gemm_batched<S>(blas, p, p, p, S(-1), {V + h * pp, p, 0}, {T, p, pp}, S(1), J, p, pp, tokens,
-                            "cublasXgemmStridedBatched(J)");
-  }
-
-  // 4. LU, sign, log|det| and b_t.
-  detail::block_pointers_kernel<S><<<detail::blocks_for(tokens, threads), threads, 0, stream>>>(J_ptr, J, tokens, p);
-  detail::check_launch("block_pointers_kernel launch");
-  detail::lu_batched<S>(blas, p, J_ptr, pivots, info, tokens);
-  detail::token_barrier_kernel<S><<<detail::blocks_for(tokens, threads), threads, 0, stream>>>(out, J, pivots, N, p,
-                                                                                                  barrier);
-  detail::check_launch("token_barrier_kernel launch");
+  const detail::blas_scope scope(backend.blas, backend.stream);
+  detail::barrier_forward_pass(detail::cuda_barrier_run<S>(backend, U, heads, attention, workspace,
+                                                            detail::barrier_pass::forward),
+                               out, barrier);
 }
 
 }  // namespace suptok

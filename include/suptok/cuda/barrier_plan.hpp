@@ -18,12 +18,25 @@
 //   G         (B, N, p)     g_t = A_h u_t (inclusive mask only)
 //   C, T, J   (B N, p, p)   C_t, C_t A_h (+ the inclusive terms), J_t and then its LU
 //   J_ptr     (B N)         pointers to the J_t for the batched LU;  pivots (B N, p), info (B N)
-// For B = 8, N = 2048, p = 64, one head: about 1.2 GB in float.
+// For B = 8, N = 2048, p = 64, one head: about 1.2 GB in float. The backward
+// (barrier_backward(cuda, ...), cuda/barrier_backward.cuh) adds, in the order listed:
+//   Z         (B N, p, p)   J_t^{-1}, then per-token products summed over the tokens
+//   Z_ptr     (B N)         pointers to the Z_t for the batched inverse
+//   dP        (B, N, N)     one head's da_ts, then dl_ts
+//   R         (B, N, w)     per token R_t = [w_ij (i <= j), dm1]: the gradient of its moments
+//   e, ones   (B N)         the inclusive mask's da_tt;  ones (to sum over tokens)
+//   DG        (B, N, p)     dg_t, the gradient of g_t = A_h u_t (inclusive mask only)
+//   dQ, dK    (B, N, d_k)   one head's gradients of Q and K
+//   Un        (B, N, p)     U, contiguous
+//   SV, SA    (p, p)        -dV_h^T and dA_h^T
+// For the same problem about 1.8 GB in float.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "../attention/mask.hpp"
 #include "../barrier/policy.hpp"
@@ -48,6 +61,29 @@ struct cuda_token_barrier {
   batched_view<int> sign;   // (B, N, 1) sign of det J_t
 };
 
+// The per-token margins of token_margins(cuda, ...) (cuda/margins.cuh), in device memory, each
+// (B, N, 1): docs/math.md section 3's m_t = sigma_min(J_t) and its companions.
+template <class S>
+struct cuda_token_margins {
+  batched_view<int> sign;         // sign of det J_t (-1, 0, +1)
+  batched_view<S> log_abs;        // log |det J_t|
+  batched_view<S> sigma_min;      // m_t, the spectral-norm distance to the nearest singular matrix
+  batched_view<S> signed_margin;  // sign(det J_t) m_t: negative on the infeasible side
+  batched_view<S> sigma_max;      // sigma_max(J_t)
+  batched_view<S> kappa;          // sigma_max / sigma_min (+inf where sigma_min = 0)
+};
+
+// The gradients written by barrier_backward(cuda, ...) (cuda/barrier_backward.cuh), in device
+// memory; every element is overwritten.
+template <class S>
+struct cuda_barrier_gradients {
+  batched_view<S> dU;    // (B, N, p)
+  batched_view<S> dW_Q;  // (H, d_k, p)
+  batched_view<S> dW_K;  // (H, d_k, p)
+  batched_view<S> dW_V;  // (H, d_v, p)
+  batched_view<S> dW_O;  // (H, p, d_v)
+};
+
 namespace detail {
 
 inline constexpr std::size_t cuda_buffer_alignment = 256;
@@ -60,18 +96,43 @@ inline constexpr index cuda_max_packed_p = 1024;
 
 SUPTOK_HD inline index barrier_packed_width(index p) { return p * (p + 1) / 2 + p; }
 
+// The margins' one-sided Jacobi SVD keeps a token's J_t in shared memory: p_even = p rounded up to
+// even rows (a zero row pads an odd p) of p_even + 1 elements, up to 227 KiB: p <= 128 in double.
+inline constexpr index cuda_max_margin_p = 128;
+inline std::size_t margin_shared_bytes(index p, std::size_t scalar_bytes) {
+  const std::size_t p_even = std::size_t(p + p % 2);
+  return p_even * (p_even + 1) * scalar_bytes;
+}
+
+// The rows (i, j) that pair q (0 <= q < n / 2) of round `round` (0 <= round < n - 1) of a Jacobi
+// sweep rotates: the circle method for n (even) rows, row n - 1 fixed and the others turning; the
+// pairs of a round are disjoint and every pair of rows meets once in the n - 1 rounds.
+SUPTOK_HD inline void round_robin_pair(index n, index round, index q, index& i, index& j) {
+  const index turning = n - 1;
+  if (q == 0) {
+    i = round, j = turning;
+  } else {
+    i = (round + q) % turning, j = (round - q + turning) % turning;
+  }
+}
+
 // Byte offsets of the workspace buffers (see the file comment), each aligned to 256 bytes.
 struct cuda_barrier_layout {
   std::size_t A = 0, V = 0, mean = 0, Uc = 0, X = 0, Q = 0, K = 0, P = 0, M = 0, G = 0, C = 0, T = 0, J = 0;
   std::size_t J_ptr = 0, pivots = 0, info = 0;
+  std::size_t Z = 0, Z_ptr = 0, dP = 0, R = 0, e = 0, ones = 0, DG = 0, dQ = 0, dK = 0, Un = 0, SV = 0, SA = 0;
   std::size_t bytes = 0;  // the whole workspace
 };
 
+// Which call a workspace serves: the forward's buffers, or those and the backward's.
+enum class barrier_pass { forward, backward };
+
 // The layout for B sequences of N tokens, H heads of p and d_k, scalar of scalar_bytes bytes;
-// G is empty under the strict mask. The sizes are added in double as well: a workspace of 2^62
-// bytes or more is refused (named `U`) before any size_t could wrap.
+// G and DG are empty under the strict mask, the backward's buffers for the forward pass. The
+// sizes are added in double as well: a workspace of 2^62 bytes or more is refused (named `U`)
+// before any size_t could wrap.
 inline cuda_barrier_layout barrier_layout(index B, index N, index p, index H, index d_k, mask m,
-                                          std::size_t scalar_bytes) {
+                                          std::size_t scalar_bytes, barrier_pass pass = barrier_pass::forward) {
   const double tokens = double(B) * double(N), w = double(barrier_packed_width(p));
   cuda_barrier_layout l;
   std::size_t at = 0;
@@ -100,28 +161,65 @@ inline cuda_barrier_layout barrier_layout(index B, index N, index p, index H, in
   take(l.J_ptr, tokens, sizeof(void*));
   take(l.pivots, tokens * p, sizeof(int));
   take(l.info, tokens, sizeof(int));
+  const double back = pass == barrier_pass::backward ? 1 : 0, inclusive = m == mask::inclusive ? 1 : 0;
+  take(l.Z, back * tokens * p * p, s);
+  take(l.Z_ptr, back * tokens, sizeof(void*));
+  take(l.dP, back * tokens * N, s);
+  take(l.R, back * tokens * w, s);
+  take(l.e, back * tokens, s);
+  take(l.ones, back * tokens, s);
+  take(l.DG, back * inclusive * tokens * p, s);
+  take(l.dQ, back * tokens * d_k, s);
+  take(l.dK, back * tokens * d_k, s);
+  take(l.Un, back * tokens * p, s);
+  take(l.SV, back * p * p, s);
+  take(l.SA, back * p * p, s);
   l.bytes = at;
   return l;
 }
 
-template <class A, class B>
-void require_apart(const batched_view<A>& output, const char* output_name, const batched_view<B>& other,
-                   const char* other_name) {
-  require(!overlap(output, other), output_name, "overlaps ", other_name);
+// A view's name and the byte range it spans, for the checks that outputs overlap nothing.
+struct named_span {
+  const char* name;
+  std::pair<std::uintptr_t, std::uintptr_t> span;
+};
+
+template <class T>
+named_span span_of(const batched_view<T>& v, const char* name) {
+  return {name, byte_span(v)};
 }
 
-// The checks of barrier_per_token(cuda, ...), before anything is enqueued, in the order: attention
-// and barrier parameters, U, the heads, the outputs (extents, then address ranges apart from the
-// inputs and each other), the workspace. Device data is not read (docs/cuda.md).
-template <class S>
-void validate_cuda_barrier(const cuda_token_barrier<S>& out, const batched_view<const S>& U,
-                           const cuda_heads<S>& heads, const attention_core_params& attention,
-                           const barrier_params& barrier, const void* workspace, std::size_t workspace_bytes) {
+// Requires that each of `outputs` overlaps none of `inputs` and none of the outputs before it; the
+// error names the output ("overlaps the input U", "overlaps the output out.b").
+inline void require_disjoint(std::initializer_list<named_span> inputs, std::initializer_list<named_span> outputs) {
+  const auto meet = [](const named_span& a, const named_span& b) {
+    return a.span.first < b.span.second && b.span.first < a.span.second;
+  };
+  for (auto out = outputs.begin(); out != outputs.end(); ++out) {
+    for (const named_span& in : inputs) require(!meet(*out, in), out->name, "overlaps the input ", in.name);
+    for (auto before = outputs.begin(); before != out; ++before)
+      require(!meet(*out, *before), out->name, "overlaps the output ", before->name);
+  }
+}
+
+// The workspace as a view of bytes, for the overlap checks.
+inline batched_view<const char> workspace_view(const void* workspace, std::size_t bytes) {
+  return {static_cast<const char*>(workspace), 1, 1, index(bytes), index(bytes), index(bytes)};
+}
+
+// The checks every CUDA barrier call starts with: the attention parameters.
+inline void validate_cuda_attention_params(const attention_core_params& attention) {
   require(attention.causal_mask == mask::strict || attention.causal_mask == mask::inclusive, "attention.causal_mask",
           "unknown mask value");
   require(std::isfinite(attention.temperature) && attention.temperature >= 0, "attention.temperature",
           "must be finite and positive (or 0 for sqrt(d_k)), got ", attention.temperature);
-  validate_barrier(barrier);
+}
+
+// U (non-empty, extents, pointer, strides), the heads, then the limits: p <= max_p and at most
+// 2^31 - 1 tokens (named `U`). `form` says what bounds p, for the message.
+template <class S>
+void validate_cuda_barrier_operands(const batched_view<const S>& U, const cuda_heads<S>& heads, index max_p,
+                                    const char* form) {
   require(U.batch > 0 && U.rows > 0 && U.cols > 0, "U", "empty: ", U.batch, " x ", U.rows, " x ", U.cols);
   const index B = U.batch, N = U.rows, p = U.cols;
   validate_batched(U, B, N, p, "U");
@@ -133,38 +231,109 @@ void validate_cuda_barrier(const cuda_token_barrier<S>& out, const batched_view<
   validate_batched(heads.W_K, H, d_k, p, "heads.W_K");
   validate_batched(heads.W_V, H, d_v, p, "heads.W_V");
   validate_batched(heads.W_O, H, p, d_v, "heads.W_O");
-  require(p <= cuda_max_packed_p, "U", "the packed form keeps p (p + 3) / 2 moments per token, for p <= ",
-          cuda_max_packed_p, ", got p = ", p);
+  require(p <= max_p, "U", form, ", for p <= ", max_p, ", got p = ", p);
   require(double(B) * double(N) <= 2147483647.0, "U", "at most 2^31 - 1 tokens in all (cuBLAS's batch count), got ",
           double(B) * double(N));
-  validate_batched(out.b, B, N, 1, "out.b");
-  validate_batched(out.log_abs, B, N, 1, "out.log_abs");
-  validate_batched(out.sign, B, N, 1, "out.sign");
-  const auto require_apart_from_inputs = [&](const auto& output, const char* name) {
-    require_apart(output, name, U, "the input U");
-    require_apart(output, name, heads.W_Q, "the input heads.W_Q");
-    require_apart(output, name, heads.W_K, "the input heads.W_K");
-    require_apart(output, name, heads.W_V, "the input heads.W_V");
-    require_apart(output, name, heads.W_O, "the input heads.W_O");
-  };
-  require_apart_from_inputs(out.b, "out.b");
-  require_apart_from_inputs(out.log_abs, "out.log_abs");
-  require_apart_from_inputs(out.sign, "out.sign");
-  require_apart(out.log_abs, "out.log_abs", out.b, "the output out.b");
-  require_apart(out.sign, "out.sign", out.b, "the output out.b");
-  require_apart(out.sign, "out.sign", out.log_abs, "the output out.log_abs");
-  const std::size_t needed = barrier_layout(B, N, p, H, d_k, attention.causal_mask, sizeof(S)).bytes;
+}
+
+// A workspace of at least `needed` bytes, non-null and aligned (its overlaps are checked with the
+// outputs').
+inline void validate_cuda_workspace(const void* workspace, std::size_t workspace_bytes, std::size_t needed) {
   require(workspace != nullptr, "workspace", "null pointer (barrier_workspace_bytes gives the size: ", needed,
           " bytes)");
   require(reinterpret_cast<std::uintptr_t>(workspace) % cuda_buffer_alignment == 0, "workspace",
           "must be aligned to ", cuda_buffer_alignment, " bytes (cudaMalloc's pointers are)");
   require(workspace_bytes >= needed, "workspace", "holds ", workspace_bytes, " bytes, the call needs ", needed);
-  const batched_view<const char> ws{static_cast<const char*>(workspace), 1, 1, index(workspace_bytes),
-                                    index(workspace_bytes), index(workspace_bytes)};
-  require_apart_from_inputs(ws, "workspace");
-  require_apart(ws, "workspace", out.b, "the output out.b");
-  require_apart(ws, "workspace", out.log_abs, "the output out.log_abs");
-  require_apart(ws, "workspace", out.sign, "the output out.sign");
+}
+
+inline constexpr const char* packed_form_limit = "the packed form keeps p (p + 3) / 2 moments per token";
+
+template <class S>
+std::size_t cuda_barrier_bytes(const batched_view<const S>& U, const cuda_heads<S>& heads, mask m, barrier_pass pass) {
+  return barrier_layout(U.batch, U.rows, U.cols, heads.W_Q.batch, heads.W_Q.rows, m, sizeof(S), pass).bytes;
+}
+
+// The checks of barrier_per_token(cuda, ...), before anything is enqueued, in the order: attention
+// and barrier parameters, U, the heads, the outputs' extents, the workspace (sized for `pass`),
+// then the address ranges: each output and the workspace apart from the inputs and each other.
+// Device data is not read (docs/cuda.md).
+template <class S>
+void validate_cuda_barrier(const cuda_token_barrier<S>& out, const batched_view<const S>& U,
+                           const cuda_heads<S>& heads, const attention_core_params& attention,
+                           const barrier_params& barrier, const void* workspace, std::size_t workspace_bytes) {
+  validate_cuda_attention_params(attention);
+  validate_barrier(barrier);
+  validate_cuda_barrier_operands(U, heads, cuda_max_packed_p, packed_form_limit);
+  validate_batched(out.b, U.batch, U.rows, 1, "out.b");
+  validate_batched(out.log_abs, U.batch, U.rows, 1, "out.log_abs");
+  validate_batched(out.sign, U.batch, U.rows, 1, "out.sign");
+  validate_cuda_workspace(workspace, workspace_bytes,
+                          cuda_barrier_bytes(U, heads, attention.causal_mask, barrier_pass::forward));
+  require_disjoint({span_of(U, "U"), span_of(heads.W_Q, "heads.W_Q"), span_of(heads.W_K, "heads.W_K"),
+                    span_of(heads.W_V, "heads.W_V"), span_of(heads.W_O, "heads.W_O")},
+                   {span_of(out.b, "out.b"), span_of(out.log_abs, "out.log_abs"), span_of(out.sign, "out.sign"),
+                    span_of(workspace_view(workspace, workspace_bytes), "workspace")});
+}
+
+// The checks of barrier_backward(cuda, ...): attention and barrier parameters, U, the heads, the
+// extents of out.b, out.log_abs, out.sign, db (B, N, 1), then grad.dU (B, N, p), grad.dW_Q,
+// grad.dW_K (H, d_k, p), grad.dW_V (H, d_v, p), grad.dW_O (H, p, d_v), the workspace (the
+// backward's size), then the address ranges: out.*, the workspace and the gradients, in that
+// order, each apart from the inputs (db among them) and from those before it.
+template <class S>
+void validate_cuda_barrier_backward(const cuda_barrier_gradients<S>& grad, const cuda_token_barrier<S>& out,
+                                    const batched_view<const S>& db, const batched_view<const S>& U,
+                                    const cuda_heads<S>& heads, const attention_core_params& attention,
+                                    const barrier_params& barrier, const void* workspace,
+                                    std::size_t workspace_bytes) {
+  validate_cuda_attention_params(attention);
+  validate_barrier(barrier);
+  validate_cuda_barrier_operands(U, heads, cuda_max_packed_p, packed_form_limit);
+  const index B = U.batch, N = U.rows, p = U.cols, H = heads.W_Q.batch, d_k = heads.W_Q.rows, d_v = heads.W_V.rows;
+  validate_batched(out.b, B, N, 1, "out.b");
+  validate_batched(out.log_abs, B, N, 1, "out.log_abs");
+  validate_batched(out.sign, B, N, 1, "out.sign");
+  validate_batched(db, B, N, 1, "db");
+  validate_batched(grad.dU, B, N, p, "grad.dU");
+  validate_batched(grad.dW_Q, H, d_k, p, "grad.dW_Q");
+  validate_batched(grad.dW_K, H, d_k, p, "grad.dW_K");
+  validate_batched(grad.dW_V, H, d_v, p, "grad.dW_V");
+  validate_batched(grad.dW_O, H, p, d_v, "grad.dW_O");
+  validate_cuda_workspace(workspace, workspace_bytes,
+                          cuda_barrier_bytes(U, heads, attention.causal_mask, barrier_pass::backward));
+  require_disjoint({span_of(U, "U"), span_of(heads.W_Q, "heads.W_Q"), span_of(heads.W_K, "heads.W_K"),
+                    span_of(heads.W_V, "heads.W_V"), span_of(heads.W_O, "heads.W_O"), span_of(db, "db")},
+                   {span_of(out.b, "out.b"), span_of(out.log_abs, "out.log_abs"), span_of(out.sign, "out.sign"),
+                    span_of(workspace_view(workspace, workspace_bytes), "workspace"), span_of(grad.dU, "grad.dU"),
+                    span_of(grad.dW_Q, "grad.dW_Q"), span_of(grad.dW_K, "grad.dW_K"), span_of(grad.dW_V, "grad.dW_V"),
+                    span_of(grad.dW_O, "grad.dW_O")});
+}
+
+// The checks of token_margins(cuda, ...): the attention parameters, U, the heads, p <=
+// cuda_max_margin_p (named `U`), the six outputs' extents (B, N, 1), the workspace (the
+// forward's size), then the address ranges: each output and the workspace apart from the inputs
+// and each other.
+template <class S>
+void validate_cuda_margins(const cuda_token_margins<S>& out, const batched_view<const S>& U,
+                           const cuda_heads<S>& heads, const attention_core_params& attention, const void* workspace,
+                           std::size_t workspace_bytes) {
+  validate_cuda_attention_params(attention);
+  validate_cuda_barrier_operands(U, heads, cuda_max_margin_p, "the margins keep J_t (p, p) in shared memory");
+  const index B = U.batch, N = U.rows;
+  validate_batched(out.sign, B, N, 1, "out.sign");
+  validate_batched(out.log_abs, B, N, 1, "out.log_abs");
+  validate_batched(out.sigma_min, B, N, 1, "out.sigma_min");
+  validate_batched(out.signed_margin, B, N, 1, "out.signed_margin");
+  validate_batched(out.sigma_max, B, N, 1, "out.sigma_max");
+  validate_batched(out.kappa, B, N, 1, "out.kappa");
+  validate_cuda_workspace(workspace, workspace_bytes,
+                          cuda_barrier_bytes(U, heads, attention.causal_mask, barrier_pass::forward));
+  require_disjoint({span_of(U, "U"), span_of(heads.W_Q, "heads.W_Q"), span_of(heads.W_K, "heads.W_K"),
+                    span_of(heads.W_V, "heads.W_V"), span_of(heads.W_O, "heads.W_O")},
+                   {span_of(out.sign, "out.sign"), span_of(out.log_abs, "out.log_abs"),
+                    span_of(out.sigma_min, "out.sigma_min"), span_of(out.signed_margin, "out.signed_margin"),
+                    span_of(out.sigma_max, "out.sigma_max"), span_of(out.kappa, "out.kappa"),
+                    span_of(workspace_view(workspace, workspace_bytes), "workspace")});
 }
 
 }  // namespace detail

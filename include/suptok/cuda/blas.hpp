@@ -55,6 +55,32 @@ void lu_batched(cublasHandle_t blas, index n, S* const* J, int* pivots, int* inf
   cublas_check(status, "cublasXgetrfBatched");
 }
 
+// Out of place: inv[i] = the inverse of the matrix whose LU (lu_batched) is in LU[i], for `batch`
+// n x n matrices (column-major as cuBLAS sees them: a row-major J's LU gives J^{-1} row-major).
+template <class S>
+void inverse_batched(cublasHandle_t blas, index n, const S* const* LU, const int* pivots, S* const* inv, int* info,
+                     index batch) {
+  cublasStatus_t status;
+  if constexpr (std::is_same_v<S, float>)
+    status = cublasSgetriBatched(blas, int(n), LU, int(n), pivots, inv, int(n), info, int(batch));
+  else
+    status = cublasDgetriBatched(blas, int(n), LU, int(n), pivots, inv, int(n), info, int(batch));
+  cublas_check(status, "cublasXgetriBatched");
+}
+
+// sum[k] = sum_{i < count} x[i * size + k] for k < size: `count` contiguous blocks of `size`
+// elements added (one matrix-vector product with a vector of ones of `count` elements).
+template <class S>
+void sum_blocks(cublasHandle_t blas, const S* x, index size, index count, const S* ones, S* sum, const char* call) {
+  const S one = 1, zero = 0;
+  cublasStatus_t status;
+  if constexpr (std::is_same_v<S, float>)
+    status = cublasSgemv(blas, CUBLAS_OP_N, int(size), int(count), &one, x, int(size), ones, 1, &zero, sum, 1);
+  else
+    status = cublasDgemv(blas, CUBLAS_OP_N, int(size), int(count), &one, x, int(size), ones, 1, &zero, sum, 1);
+  cublas_check(status, call);
+}
+
 // Runs cuBLAS on `stream` with its default math (no TF32 or reduced-precision products) for a
 // scope, then gives the handle back with the stream and math mode it had.
 class blas_scope {
