@@ -134,8 +134,7 @@ bool check_case(cublasHandle_t blas, const shape& s, suptok::mask m, const supto
 // counted token of det J_t < -e^-5, so that rounding to S cannot move it across 0): every weight
 // gradient holds a NaN.
 template <class S>
-bool check_infeasible(cublasHandle_t blas, suptok::mask m, std::uint64_t seed) {
-  const shape s{2, 40, 6, 2, 4, 4};
+bool check_infeasible(cublasHandle_t blas, const shape& s, suptok::mask m, std::uint64_t seed) {
   const suptok::barrier_params& exact = suptok::test::sweep_exact;
   for (std::uint64_t tries = 0; tries < 100; ++tries, ++seed) {
     barrier_problem pb = suptok::test::draw_barrier_problem(s, 3.0, seed);
@@ -158,35 +157,24 @@ bool check_infeasible(cublasHandle_t blas, suptok::mask m, std::uint64_t seed) {
 
 template <class S>
 int sweep(cublasHandle_t blas) {
-  const char* type = sizeof(S) == 4 ? "float" : "double";
-  int failures = 0, cases = 0;
-  double worst = 0;
+  suptok::test::sweep_tally tally{suptok::test::scalar_name<S>};
   std::uint64_t seed = 900;
   const suptok::barrier_params &extended = suptok::test::sweep_extended, &clamp = suptok::test::sweep_clamp,
                                &exact = suptok::test::sweep_exact;
   const auto run = [&](const shape& s, suptok::mask m, const suptok::barrier_params& barrier, double scale) {
-    ++cases;
-    if (!check_case<S>(blas, s, m, barrier, scale, seed += 10, worst)) {
-      ++failures;
-      std::printf("FAIL %s %s %s B=%ld N=%ld p=%ld H=%ld d_k=%ld d_v=%ld scale=%g\n", type, suptok::to_string(m),
-                  suptok::to_string(barrier.policy), long(s.B), long(s.N), long(s.p), long(s.H), long(s.d_k),
-                  long(s.d_v), scale);
-    }
+    const bool ok = check_case<S>(blas, s, m, barrier, scale, seed += 10, tally.worst);
+    tally.record(ok, s, std::string(suptok::to_string(m)) + " " + suptok::to_string(barrier.policy), scale);
   };
   for (suptok::mask m : {suptok::mask::strict, suptok::mask::inclusive}) {
     for (const shape& s : suptok::test::barrier_sweep) run(s, m, extended, 0.5);
     run({2, 33, 7, 2, 3, 5}, m, exact, 0.5);
     // Heads of scale 3 / sqrt(p): some det J_t below z0 = 0.5 and below 0.
-    for (const suptok::barrier_params& barrier : {extended, clamp}) run({2, 40, 6, 2, 4, 4}, m, barrier, 3.0);
-    ++cases;
-    if (!check_infeasible<S>(blas, m, seed += 10)) {
-      ++failures;
-      std::printf("FAIL %s %s exact, infeasible tokens: expected NaN weight gradients\n", type, suptok::to_string(m));
-    }
+    const shape crossing{2, 40, 6, 2, 4, 4};
+    for (const suptok::barrier_params& barrier : {extended, clamp}) run(crossing, m, barrier, 3.0);
+    tally.record(check_infeasible<S>(blas, crossing, m, seed += 10), crossing,
+                 std::string(suptok::to_string(m)) + " exact, infeasible tokens: expected NaN weight gradients", 3.0);
   }
-  std::printf("%s: %d of %d cases within tolerance; largest error / bound %.3f\n", type, cases - failures, cases,
-              worst);
-  return failures;
+  return tally.summary();
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace suptok::test {
@@ -36,6 +37,32 @@ inline constexpr barrier_shape barrier_sweep[] = {{1, 1, 3, 1, 2, 2},     {1, 3,
 inline constexpr barrier_params sweep_extended{extension::extended, 1e-8, 0.5};
 inline constexpr barrier_params sweep_clamp{extension::clamp, 0.5, 1e-2};
 inline constexpr barrier_params sweep_exact{extension::exact, 1e-8, 1e-2};
+
+// A sweep's tally: its cases, failures (each printed with its problem) and the largest error /
+// bound met (check functions raise `worst`).
+struct sweep_tally {
+  const char* type;  // "float" or "double"
+  int cases = 0, failures = 0;
+  double worst = 0;
+
+  void record(bool ok, const barrier_shape& s, const std::string& what, double head_scale) {
+    ++cases;
+    if (ok) return;
+    ++failures;
+    std::printf("FAIL %s %s B=%ld N=%ld p=%ld H=%ld d_k=%ld d_v=%ld scale=%g\n", type, what.c_str(), long(s.B),
+                long(s.N), long(s.p), long(s.H), long(s.d_k), long(s.d_v), head_scale);
+  }
+  // Prints "<type>: <passed> of <cases> cases within tolerance; largest error / bound <worst><extra>"
+  // and returns the failures.
+  int summary(const std::string& extra = "") const {
+    std::printf("%s: %d of %d cases within tolerance; largest error / bound %.3f%s\n", type, cases - failures, cases,
+                worst, extra.c_str());
+    return failures;
+  }
+};
+
+template <class S>
+constexpr const char* scalar_name = sizeof(S) == 4 ? "float" : "double";
 
 // A barrier test's main: exits 77 (skipped) without a GPU, else runs sweeps(blas) with a cuBLAS
 // handle (sweeps returns its failures) and prints PASS or FAIL.

@@ -80,28 +80,22 @@ bool check_case(cublasHandle_t blas, const shape& s, suptok::mask m, const supto
 
 template <class S>
 int sweep(cublasHandle_t blas) {
-  int failures = 0, cases = 0;
-  double worst = 0;
+  suptok::test::sweep_tally tally{suptok::test::scalar_name<S>};
   std::uint64_t seed = 500;
   const suptok::barrier_params &extended = suptok::test::sweep_extended, &clamp = suptok::test::sweep_clamp,
                                &exact = suptok::test::sweep_exact;
   const auto run = [&](const shape& s, suptok::mask m, const suptok::barrier_params& barrier, double scale) {
-    ++cases;
-    if (!check_case<S>(blas, s, m, barrier, scale, seed += 10, worst)) {
-      ++failures;
-      std::printf("FAIL %s %s %s B=%ld N=%ld p=%ld H=%ld d_k=%ld d_v=%ld scale=%g\n", sizeof(S) == 4 ? "float" : "double",
-                  suptok::to_string(m), suptok::to_string(barrier.policy), long(s.B), long(s.N), long(s.p), long(s.H),
-                  long(s.d_k), long(s.d_v), scale);
-    }
+    const bool ok = check_case<S>(blas, s, m, barrier, scale, seed += 10, tally.worst);
+    tally.record(ok, s, std::string(suptok::to_string(m)) + " " + suptok::to_string(barrier.policy), scale);
   };
   for (suptok::mask m : {suptok::mask::strict, suptok::mask::inclusive}) {
     for (const shape& s : suptok::test::barrier_sweep) run(s, m, extended, 0.5);
     // Heads of scale 3 / sqrt(p): some det J_t below z0 = 0.5 and below 0.
     for (const suptok::barrier_params& barrier : {extended, clamp, exact}) run({2, 40, 6, 2, 4, 4}, m, barrier, 3.0);
   }
-  std::printf("%s: %d of %d cases within tolerance; largest error / bound %.3f; largest c_t %.1f\n",
-              sizeof(S) == 4 ? "float" : "double", cases - failures, cases, worst, largest_condition);
-  return failures;
+  char condition[64];
+  std::snprintf(condition, sizeof condition, "; largest c_t %.1f", largest_condition);
+  return tally.summary(condition);
 }
 
 }  // namespace

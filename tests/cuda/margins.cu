@@ -95,17 +95,10 @@ bool check_case(cublasHandle_t blas, const shape& s, suptok::mask m, double head
 
 template <class S>
 int sweep(cublasHandle_t blas) {
-  const char* type = sizeof(S) == 4 ? "float" : "double";
-  int failures = 0, cases = 0;
-  double worst = 0;
+  suptok::test::sweep_tally tally{suptok::test::scalar_name<S>};
   std::uint64_t seed = 1300;
   const auto run = [&](const shape& s, suptok::mask m, double scale) {
-    ++cases;
-    if (!check_case<S>(blas, s, m, scale, seed += 10, worst)) {
-      ++failures;
-      std::printf("FAIL %s %s B=%ld N=%ld p=%ld H=%ld d_k=%ld d_v=%ld scale=%g\n", type, suptok::to_string(m),
-                  long(s.B), long(s.N), long(s.p), long(s.H), long(s.d_k), long(s.d_v), scale);
-    }
+    tally.record(check_case<S>(blas, s, m, scale, seed += 10, tally.worst), s, suptok::to_string(m), scale);
   };
   for (suptok::mask m : {suptok::mask::strict, suptok::mask::inclusive}) {
     for (const shape& s : suptok::test::barrier_sweep) run(s, m, 0.5);
@@ -113,9 +106,7 @@ int sweep(cublasHandle_t blas) {
     run({1, 20, 7, 1, 3, 3}, m, 3.0);
     run({1, 12, 128, 2, 16, 16}, m, 0.5);
   }
-  std::printf("%s: %d of %d cases within tolerance; largest error / bound %.3f\n", type, cases - failures, cases,
-              worst);
-  return failures;
+  return tally.summary();
 }
 
 }  // namespace
