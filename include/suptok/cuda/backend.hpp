@@ -5,7 +5,8 @@
 //                               the legacy default stream) and the call returns without
 //                               synchronising. `blas` is the caller's cuBLAS handle, needed by
 //                               the calls that use cuBLAS (the barrier); they run it on `stream`
-//                               and give the handle back with its stream and math mode as found.
+//                               and give the handle back with its stream, math mode and pointer
+//                               mode as found.
 //                               `tensor_cores` (on by default) lets the attention forward take
 //                               its tensor-core kernel for bf16 and fp16 where it applies
 //                               (docs/cuda.md); false keeps the scalar kernel, which also

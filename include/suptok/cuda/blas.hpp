@@ -81,16 +81,19 @@ void sum_blocks(cublasHandle_t blas, const S* x, index size, index count, const 
   cublas_check(status, call);
 }
 
-// Runs cuBLAS on `stream` with its default math (no TF32 or reduced-precision products) for a
-// scope, then gives the handle back with the stream and math mode it had.
+// Runs cuBLAS on `stream` with its default math (no TF32 or reduced-precision products) and
+// scalars (alpha, beta) read from host memory for a scope, then gives the handle back with the
+// stream, math mode and pointer mode it had.
 class blas_scope {
  public:
   blas_scope(cublasHandle_t blas, cudaStream_t stream) : blas_(blas) {
     cublas_check(cublasGetStream(blas_, &stream_), "cublasGetStream");
     cublas_check(cublasGetMathMode(blas_, &math_), "cublasGetMathMode");
+    cublas_check(cublasGetPointerMode(blas_, &pointers_), "cublasGetPointerMode");
     try {
       cublas_check(cublasSetStream(blas_, stream), "cublasSetStream");
       cublas_check(cublasSetMathMode(blas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+      cublas_check(cublasSetPointerMode(blas_, CUBLAS_POINTER_MODE_HOST), "cublasSetPointerMode");
     } catch (...) {
       restore();
       throw;
@@ -104,11 +107,13 @@ class blas_scope {
   void restore() {
     cublasSetStream(blas_, stream_);
     cublasSetMathMode(blas_, math_);
+    cublasSetPointerMode(blas_, pointers_);
   }
 
   cublasHandle_t blas_;
   cudaStream_t stream_ = nullptr;
   cublasMath_t math_ = CUBLAS_DEFAULT_MATH;
+  cublasPointerMode_t pointers_ = CUBLAS_POINTER_MODE_HOST;
 };
 
 }  // namespace suptok::detail

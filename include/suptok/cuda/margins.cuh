@@ -60,9 +60,9 @@ __global__ void jacobi_svd_kernel(cuda_token_margins<S> out, const S* J, index N
           gamma += ri[k] * rj[k];
         }
         alpha = warp_sum(alpha), beta = warp_sum(beta), gamma = warp_sum(gamma);
-        if (!(fabs(gamma) > tolerance * sqrt(alpha * beta))) continue;  // orthogonal (or a zero row)
+        if (!(fabs(gamma) > tolerance * sqrt(alpha) * sqrt(beta))) continue;  // orthogonal, a zero row or NaN
         const S zeta = (beta - alpha) / (2 * gamma);
-        const S tan = (zeta >= 0 ? S(1) : S(-1)) / (fabs(zeta) + sqrt(1 + zeta * zeta));
+        const S tan = (zeta >= 0 ? S(1) : S(-1)) / (fabs(zeta) + hypot(S(1), zeta));  // no overflow in zeta^2
         const S cos = 1 / sqrt(1 + tan * tan), sin = cos * tan;
         for (index k = lane; k < p; k += 32) {
           const S x = ri[k], y = rj[k];
