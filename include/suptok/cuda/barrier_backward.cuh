@@ -44,15 +44,26 @@ __global__ void fill_kernel(S* x, index n, S value) {
     x[i] = value;
 }
 
-// to (B N, p) contiguous = from (B, N, p) (any strides), or 0 where from is null.
-template <class S>
-__global__ void copy_rows_kernel(batched_view<S> to, batched_view<const S> from) {
+// to = value(b, r, c) for every element of a (B, N, p) view (any strides).
+template <class S, class Value>
+__global__ void set_rows_kernel(batched_view<S> to, Value value) {
   const index n = to.batch * to.rows * to.cols;
   for (index e = index(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += index(gridDim.x) * blockDim.x) {
     const index c = e % to.cols, r = (e / to.cols) % to.rows, b = e / (to.cols * to.rows);
-    to.row(b, r)[c] = from.data == nullptr ? S(0) : from.row(b, r)[c];
+    to.row(b, r)[c] = value(b, r, c);
   }
 }
+
+// Copies U into a view, or gives 0: set_rows_kernel's values.
+template <class S>
+struct rows_of {
+  batched_view<const S> from;
+  __device__ S operator()(index b, index r, index c) const { return from.row(b, r)[c]; }
+};
+template <class S>
+struct zeros {
+  __device__ S operator()(index, index, index) const { return S(0); }
+};
 
 // c_t = db_t f'(z) z (db/dJ_t = c_t J_t^{-T}) from the forward's sign and log|det J_t|: -db_t on
 // the -log z branch, 0 under the clamp policy below eps, -db_t z / z0 under the extended policy
@@ -300,10 +311,10 @@ void barrier_backward(cuda backend, const cuda_barrier_gradients<S>& grad, const
   detail::check_launch("fill_kernel launch");
   const batched_view<S> Un{b.Un, r.B, r.N, p, r.N * p, p};
   const unsigned copy_blocks = detail::blocks_for(tokens * p, threads * 8);
-  detail::copy_rows_kernel<S><<<copy_blocks, threads, 0, r.stream>>>(Un, U);
-  detail::check_launch("copy_rows_kernel launch");
-  detail::copy_rows_kernel<S><<<copy_blocks, threads, 0, r.stream>>>(grad.dU, batched_view<const S>{});
-  detail::check_launch("copy_rows_kernel launch (zeroing dU)");
+  detail::set_rows_kernel<<<copy_blocks, threads, 0, r.stream>>>(Un, detail::rows_of<S>{U});
+  detail::check_launch("set_rows_kernel launch (U)");
+  detail::set_rows_kernel<<<copy_blocks, threads, 0, r.stream>>>(grad.dU, detail::zeros<S>{});
+  detail::check_launch("set_rows_kernel launch (zeroing dU)");
   for (index h = r.H - 1; h >= 0; --h) detail::barrier_head_backward(r, grad, h, h != r.H - 1);
 }
 
