@@ -14,7 +14,7 @@ The workloads have bench/cuda/bench_cuda.cu's shapes and flop counts:
   barrier_fwd        the einsum/slogdet barrier of torch_workloads.py, (8, 2048, 64), float32
   barrier_fwd_bwd    the same with autograd to U, W_Q and W_K (suptok's also reaches W_V and W_O)
   layer_barrier_fwd  the projected-form GPT-2 layer of torch_workloads.py, N = 1024, p = 768, float32
-                     (no suptok counterpart yet)
+                     (suptok's: barrier_per_token(cuda, ..., jacobian_form::projected), no biases)
 Float32 matrix products run in full float32 (TF32 off), as suptok's cuBLAS calls do.
 """
 import math

@@ -18,6 +18,11 @@
 //                   and an add) plus 4 B N p^3 of block products
 //   barrier_fwd_bwd the same forward and barrier_backward(cuda, ...) to U and every weight of the
 //                   mean penalty; flops 3 times the forward's (torch_gpu.py's count)
+//   layer_barrier_fwd  barrier forward, projected form, one sequence of a GPT-2-small layer's
+//                   shape (N = 1024, p = 768, H = 12, d_k = d_v = 64; no biases: the CUDA heads
+//                   take none, PyTorch's adds three vectors), strict mask, exact policy, float;
+//                   flops H N^2 d^2 (the value-key moments, causal half) plus 2/3 N n^3 (the LUs,
+//                   n = H d), torch_gpu.py's count
 #include <suptok/cuda.hpp>
 
 #include <cuda_bf16.h>
@@ -145,6 +150,44 @@ void barrier(bool backward, int reps) {
   report(backward ? "barrier_fwd_bwd" : "barrier_fwd", "float", ms, backward ? 3 * flops : flops, bytes);
 }
 
+// layer_barrier_fwd: the projected form at GPT-2-small's width.
+void layer_barrier(int reps) {
+  const index N = 1024, p = 768, H = 12, d = 64, n = H * d;
+  const std::vector<float> u = normal_values<float>(N * p, 1.f, 7), wq = normal_values<float>(H * d * p, 0.05f, 8),
+                           wk = normal_values<float>(H * d * p, 0.05f, 9),
+                           wv = normal_values<float>(H * d * p, 0.05f, 10),
+                           wo = normal_values<float>(H * p * d, 0.02f, 11);
+  device_buffer<float> dU(u.size()), dWq(wq.size()), dWk(wk.size()), dWv(wv.size()), dWo(wo.size());
+  upload(dU, u);
+  upload(dWq, wq);
+  upload(dWk, wk);
+  upload(dWv, wv);
+  upload(dWo, wo);
+  device_buffer<float> b_out(N), log_out(N);
+  device_buffer<int> dsign(N);
+  const suptok::batched_view<const float> U{dU.data, 1, N, p, N * p, p};
+  const suptok::cuda_heads<float> heads{{dWq.data, H, d, p, d * p, p},
+                                        {dWk.data, H, d, p, d * p, p},
+                                        {dWv.data, H, d, p, d * p, p},
+                                        {dWo.data, H, p, d, p * d, d}};
+  const suptok::cuda_token_barrier<float> out{{b_out.data, 1, N, 1, N, 1}, {log_out.data, 1, N, 1, N, 1},
+                                              {dsign.data, 1, N, 1, N, 1}};
+  const suptok::attention_core_params attention{suptok::mask::strict, 0};
+  const suptok::jacobian_form form = suptok::jacobian_form::projected;
+  cublasHandle_t blas = nullptr;
+  suptok::detail::cublas_check(cublasCreate(&blas), "cublasCreate");
+  const suptok::cuda backend{nullptr, blas};
+  const std::size_t bytes = suptok::barrier_workspace_bytes(backend, 1, N, heads, attention, false, form);
+  device_buffer<unsigned char> workspace(bytes);
+  const double ms = median_ms(std::max(3, reps / 4), [&] {
+    suptok::barrier_per_token(backend, out, U, heads, suptok::barrier_params{}, attention, workspace.data, bytes, form);
+  });
+  cublasDestroy(blas);
+  const double flops =
+      double(H) * double(N) * double(N) * double(d * d) + double(N) * 2.0 / 3.0 * std::pow(double(n), 3);
+  report("layer_barrier_fwd", "float", ms, flops, bytes);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -159,5 +202,6 @@ int main(int argc, char** argv) {
   attention_fwd<__nv_bfloat16>("attention_fwd_scalar", "bf16", false, reps);
   barrier(false, reps);
   barrier(true, reps);
+  layer_barrier(reps);
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <suptok/barrier/penalty.hpp>
 #include <suptok/likelihood/jacobian.hpp>
 #include <suptok/likelihood/logdet.hpp>
+#include <suptok/likelihood/projected.hpp>
 
 #include <Eigen/SVD>
 
@@ -64,6 +65,19 @@ token_values reference_barrier(const barrier_problem& pb, mask m, double tempera
       out.sigma_min.push_back(sigma(pb.p - 1));
       out.sigma_max.push_back(sigma(0));
       out.spread.push_back(term);
+    }
+  }
+  return out;
+}
+
+std::vector<double> projected_conditions(const barrier_problem& pb, mask m, double temperature) {
+  const layer<double> layer = as_layer(problem_heads(pb));
+  std::vector<double> out;
+  for (index b = 0; b < pb.B; ++b) {
+    for (const matrix<double>& K : projected_blocks<double>(slice(pb.U, b, pb.N, pb.p), layer, {m, temperature})) {
+      const matrix<double> I_K = matrix<double>::Identity(K.rows(), K.cols()) - K;
+      const double sigma_min = Eigen::JacobiSVD<matrix<double>>(I_K).singularValues()(K.rows() - 1);
+      out.push_back(std::max(1.0, Eigen::JacobiSVD<matrix<double>>(K).singularValues()(0) / sigma_min));
     }
   }
   return out;

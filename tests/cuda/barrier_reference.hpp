@@ -29,6 +29,11 @@ struct token_values {
 token_values reference_barrier(const barrier_problem& problem, mask m, double temperature,
                                const barrier_params& barrier);
 
+// Per token of every sequence: max(1, |K_t|_2 / sigma_min(I - K_t)) for the projected form's
+// K_t (n, n), n = H d_v (docs/math.md section 2.3; likelihood/projected.hpp's projected_blocks):
+// the condition of log|det(I - K_t)| under a relative rounding of K_t, as `condition` above.
+std::vector<double> projected_conditions(const barrier_problem& problem, mask m, double temperature);
+
 // The gradients of the batch's mean penalty (mean of b_t over the tokens t >= first_nontrivial(m)
 // of every sequence) with respect to U and the heads, laid out as the problem's inputs. Throws
 // suptok::error where the exact policy meets det J_t <= 0.

@@ -331,6 +331,66 @@ TEST_CASE("cuda barrier workspace: aligned buffers in order, each of its size, G
   CHECK(test::thrown_by([] { detail::barrier_layout(1, index(1) << 40, 64, 1, 64, mask::strict, 4); }).argument == "U");
 }
 
+TEST_CASE("cuda projected barrier workspace: aligned buffers in order, each of its size, the inclusive mask's "
+          "KO, VO and Cq", "[cuda][plan]") {
+  // B = 2, N = 5, p = 3, H = 2, d_k = 4, d_v = 3 in float: n = 6, w = 12 + 3 + 4 = 19 moments per token.
+  const auto round = [](std::size_t n) { return (n + 255) / 256 * 256; };
+  CHECK(detail::projected_moment_width(3, 4) == 19);
+  const detail::cuda_projected_layout l = detail::projected_layout(2, 5, 3, 2, 4, 3, mask::strict, 4);
+  CHECK(l.PQ == 0);
+  CHECK(l.KO == round(2 * 4 * 6 * 4));
+  CHECK(l.VO == l.KO);  // strict: no KO, VO
+  CHECK(l.mean == l.VO);
+  CHECK(l.Uc == l.mean + round(2 * 3 * 4));
+  CHECK(l.Q == l.Uc + round(10 * 3 * 4));
+  CHECK(l.K == l.Q + round(10 * 4 * 4));
+  CHECK(l.P == l.K + round(10 * 4 * 4));
+  CHECK(l.Z == l.P + round(10 * 5 * 4));
+  CHECK(l.M == l.Z + round(10 * 19 * 4));
+  CHECK(l.Cq == l.M + round(10 * 19 * 4));
+  CHECK(l.J == l.Cq);  // strict: no Cq
+  CHECK(l.J_ptr == l.J + round(10 * 36 * 4));
+  CHECK(l.pivots == l.J_ptr + round(10 * sizeof(void*)));
+  CHECK(l.info == l.pivots + round(10 * 6 * 4));
+  CHECK(l.bytes == l.info + round(10 * 4));
+  const detail::cuda_projected_layout li = detail::projected_layout(2, 5, 3, 2, 4, 3, mask::inclusive, 8);
+  CHECK(li.KO == round(2 * 4 * 6 * 8));
+  CHECK(li.VO == li.KO + round(2 * 4 * 6 * 8));
+  CHECK(li.mean == li.VO + round(2 * 3 * 6 * 8));
+  CHECK(li.J == li.Cq + round(10 * 6 * 8));
+  // N = 2^31: the weights alone are 2^62 elements.
+  CHECK(test::thrown_by([] { detail::projected_layout(1, index(1) << 31, 768, 12, 64, 64, mask::strict, 4); })
+            .argument == "U");
+}
+
+TEST_CASE("cuda barrier forms: automatic takes the form of fewer operations on the GPU", "[cuda][plan]") {
+  const auto heads = [](index H, index d_k, index d_v, index p) {
+    return cuda_heads<float>{{nullptr, H, d_k, p, d_k * p, p},
+                             {nullptr, H, d_k, p, d_k * p, p},
+                             {nullptr, H, d_v, p, d_v * p, p},
+                             {nullptr, H, p, d_v, p * d_v, d_v}};
+  };
+  // GPT-2 small (p = 768, H = 12, d = 64, N = 1024): per pair and head 2 * 4224 operations
+  // projected against 2 * 295680 packed.
+  CHECK(detail::resolve_cuda_form(jacobian_form::automatic, 1024, 768, heads(12, 64, 64, 768)) ==
+        jacobian_form::projected);
+  // One head as wide as the model (p = d = 64, N = 2048): 2 * 2144 packed against 2 * 4224 per
+  // pair; the packed form's 4 p^3 per token do not make up for it.
+  CHECK(detail::resolve_cuda_form(jacobian_form::automatic, 2048, 64, heads(1, 64, 64, 64)) ==
+        jacobian_form::general);
+  // Beyond the packed form's p <= 1024: projected, even where the packed form would count fewer
+  // operations (400 heads of d_v = 64: an LU of n = 25600 per token).
+  CHECK(detail::cuda_form_operations(jacobian_form::general, 4, 1100, 400, 1, 64) <
+        detail::cuda_form_operations(jacobian_form::projected, 4, 1100, 400, 1, 64));
+  CHECK(detail::resolve_cuda_form(jacobian_form::automatic, 4, 1100, heads(400, 1, 64, 1100)) ==
+        jacobian_form::projected);
+  // A form given is kept.
+  CHECK(detail::resolve_cuda_form(jacobian_form::general, 1024, 768, heads(12, 64, 64, 768)) ==
+        jacobian_form::general);
+  CHECK(detail::resolve_cuda_form(jacobian_form::projected, 2048, 64, heads(1, 64, 64, 64)) ==
+        jacobian_form::projected);
+}
+
 TEST_CASE("cuda barrier: every argument check names its argument", "[cuda][plan][errors]") {
   barrier_problem pb(2, 5, 3, 2, 4, 2);
   const attention_core_params attention{};
@@ -386,6 +446,38 @@ TEST_CASE("cuda barrier: every argument check names its argument", "[cuda][plan]
     CHECK(t.argument == "workspace");
     CHECK(t.contains("aligned"));
   }
+}
+
+TEST_CASE("cuda barrier forms: the form is checked, and sets the workspace and the width the call takes",
+          "[cuda][plan][errors]") {
+  barrier_problem pb(2, 5, 3, 2, 4, 2);
+  const barrier_params barrier{extension::extended, 1e-8, 1e-2};
+  const auto named = [](barrier_problem& problem, std::size_t bytes, jacobian_form form) {
+    return named_by([&] {
+      detail::validate_cuda_barrier(problem.out(), problem.U(), problem.heads(), {}, barrier_params{},
+                                    problem.workspace(), bytes, form);
+    });
+  };
+  const std::size_t projected = detail::projected_layout(2, 5, 3, 2, 4, 2, mask::strict, 4).bytes;
+  REQUIRE(projected != pb.bytes());
+  CHECK(named(pb, projected, jacobian_form::projected) == "<no error>");
+  CHECK(named(pb, projected - 1, jacobian_form::projected) == "workspace");
+  CHECK(named(pb, pb.bytes(), jacobian_form::general) == "<no error>");
+  CHECK(named(pb, pb.bytes(), jacobian_form(7)) == "form");
+  CHECK(detail::validate_cuda_barrier(pb.out(), pb.U(), pb.heads(), {}, barrier, pb.workspace(), projected,
+                                      jacobian_form::projected) == jacobian_form::projected);
+  // p = 1100: beyond the packed form, which names U; the projected form (and automatic) take it.
+  barrier_problem wide(1, 2, 1100, 1, 1, 1);
+  const std::size_t wide_projected = detail::projected_layout(1, 2, 1100, 1, 1, 1, mask::strict, 4).bytes;
+  const test::thrown t = test::thrown_by([&] {
+    detail::validate_cuda_barrier(wide.out(), wide.U(), wide.heads(), {}, barrier, wide.workspace(), wide.bytes(),
+                                  jacobian_form::general);
+  });
+  CHECK(t.argument == "U");
+  CHECK(t.contains("p <= 1024"));
+  CHECK(named(wide, wide_projected, jacobian_form::projected) == "<no error>");
+  CHECK(detail::validate_cuda_barrier(wide.out(), wide.U(), wide.heads(), {}, barrier, wide.workspace(),
+                                      wide_projected, jacobian_form::automatic) == jacobian_form::projected);
 }
 
 TEST_CASE("cuda barrier backward: every argument check names its argument", "[cuda][plan][errors]") {

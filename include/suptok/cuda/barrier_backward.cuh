@@ -1,6 +1,6 @@
 // suptok/cuda/barrier_backward.cuh: the gradients of L = sum_t db_t b_t, b_t = f(det J_t), with
 // respect to U and every weight, on NVIDIA GPUs, packed form (docs/math.md sections 2.1, 2.2 and 3;
-// nvcc only). Shapes, checks and the workspace: cuda/barrier_plan.hpp.
+// nvcc only). Shapes and checks: cuda/barrier_plan.hpp; the workspace: cuda/barrier_layout.hpp.
 //
 // The forward of cuda/barrier_forward.cuh runs first (its sign, log|det| and b_t are written to
 // `out`), leaving the LU of every J_t. Then, with F_t := dJ_t^T (row-major, so that the batched

@@ -1,46 +1,27 @@
-// suptok/cuda/barrier_plan.hpp: the arguments, their checks and the workspace of the CUDA barrier
-// (packed form, docs/math.md sections 2.1, 2.2 and 3), in plain C++ so that they are tested where
-// no GPU or nvcc is.
+// suptok/cuda/barrier_plan.hpp: the arguments and their checks of the CUDA barrier (packed and
+// projected forms, docs/math.md sections 2.1 to 2.3 and 3), in plain C++ so that they are tested
+// where no GPU or nvcc is.
 //
 // Inputs, in device memory (any row and batch strides, unit column stride):
 //   U    (B, N, p)      B sequences of N tokens
 //   heads.W_Q (H, d_k, p)   heads.W_K (H, d_k, p)   heads.W_V (H, d_v, p)   heads.W_O (H, p, d_v)
 // Outputs, per token: out.b (B, N, 1) b_t = f(det J_t), out.log_abs (B, N, 1) log|det J_t|,
 // out.sign (B, N, 1) the sign of det J_t (-1, 0 or +1).
-//
-// The workspace (caller-provided, barrier_workspace_bytes(cuda, ...) bytes, 256-byte aligned
-// buffers) holds, in the scalar S:
-//   A, V      (H, p, p)     A_h = W_K^T W_Q / tau,  V_h = W_O W_V
-//   mean      (B, p)        the sequence's mean embedding; Uc = U - mean  (B, N, p)
-//   X         (B, N, w)     per token the packed [uc_i uc_j (i <= j), uc_i],  w = p (p + 1) / 2 + p
-//   Q, K      (B, N, d_k)   one head's projections;  P (B, N, N) its attention weights a_ts
-//   M         (B, N, w)     one head's moments sum_s a_ts X_s
-//   G         (B, N, p)     g_t = A_h u_t (inclusive mask only)
-//   C, T, J   (B N, p, p)   C_t, C_t A_h (+ the inclusive terms), J_t and then its LU
-//   J_ptr     (B N)         pointers to the J_t for the batched LU;  pivots (B N, p), info (B N)
-// For B = 8, N = 2048, p = 64, one head: about 1.2 GB in float. The backward
-// (barrier_backward(cuda, ...), cuda/barrier_backward.cuh) adds, in the order listed:
-//   Z         (B N, p, p)   J_t^{-1}, then per-token products summed over the tokens
-//   Z_ptr     (B N)         pointers to the Z_t for the batched inverse
-//   dP        (B, N, N)     one head's da_ts, then dl_ts
-//   R         (B, N, w)     per token R_t = [w_ij (i <= j), dm1]: the gradient of its moments
-//   e, ones   (B N)         the inclusive mask's da_tt;  ones (to sum over tokens)
-//   DG        (B, N, p)     dg_t, the gradient of g_t = A_h u_t (inclusive mask only)
-//   dQ, dK    (B, N, d_k)   one head's gradients of Q and K
-//   Un        (B, N, p)     U, contiguous
-//   SV, SA    (p, p)        -dV_h^T and dA_h^T
-// For the same problem about 1.8 GB in float.
+// The workspace: cuda/barrier_layout.hpp.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <limits>
 #include <string>
 #include <utility>
 
 #include "../attention/mask.hpp"
 #include "../barrier/policy.hpp"
+#include "../likelihood/form.hpp"
 #include "attention_plan.hpp"
+#include "barrier_layout.hpp"
 
 namespace suptok {
 
@@ -86,16 +67,6 @@ struct cuda_barrier_gradients {
 
 namespace detail {
 
-inline constexpr std::size_t cuda_buffer_alignment = 256;
-// Rows of one moment product M[r0, r1) = P[r0, r1) X: the keys past the block's last query are
-// left out, so a causal sequence costs about half of the full product (one block triangle more).
-inline constexpr index cuda_moment_row_block = 256;
-
-// The widest embeddings of the packed form on the GPU (w = p (p + 3) / 2 moments per token).
-inline constexpr index cuda_max_packed_p = 1024;
-
-SUPTOK_HD inline index barrier_packed_width(index p) { return p * (p + 1) / 2 + p; }
-
 // The margins' one-sided Jacobi SVD keeps a token's J_t in shared memory: p_even = p rounded up to
 // even rows (a zero row pads an odd p) of p_even + 1 elements, up to 227 KiB: p <= 128 in double.
 inline constexpr index cuda_max_margin_p = 128;
@@ -114,68 +85,6 @@ SUPTOK_HD inline void round_robin_pair(index n, index round, index q, index& i, 
   } else {
     i = (round + q) % turning, j = (round - q + turning) % turning;
   }
-}
-
-// Byte offsets of the workspace buffers (see the file comment), each aligned to 256 bytes.
-struct cuda_barrier_layout {
-  std::size_t A = 0, V = 0, mean = 0, Uc = 0, X = 0, Q = 0, K = 0, P = 0, M = 0, G = 0, C = 0, T = 0, J = 0;
-  std::size_t J_ptr = 0, pivots = 0, info = 0;
-  std::size_t Z = 0, Z_ptr = 0, dP = 0, R = 0, e = 0, ones = 0, DG = 0, dQ = 0, dK = 0, Un = 0, SV = 0, SA = 0;
-  std::size_t bytes = 0;  // the whole workspace
-};
-
-// Which call a workspace serves: the forward's buffers, or those and the backward's.
-enum class barrier_pass { forward, backward };
-
-// The layout for B sequences of N tokens, H heads of p and d_k, scalar of scalar_bytes bytes;
-// G and DG are empty under the strict mask, the backward's buffers for the forward pass. The
-// sizes are added in double as well: a workspace of 2^62 bytes or more is refused (named `U`)
-// before any size_t could wrap.
-inline cuda_barrier_layout barrier_layout(index B, index N, index p, index H, index d_k, mask m,
-                                          std::size_t scalar_bytes, barrier_pass pass = barrier_pass::forward) {
-  const double tokens = double(B) * double(N), w = double(barrier_packed_width(p));
-  cuda_barrier_layout l;
-  std::size_t at = 0;
-  double total = 0;
-  const auto take = [&](std::size_t& offset, double count, std::size_t element_bytes) {
-    total += count * double(element_bytes) + double(cuda_buffer_alignment);
-    require(total < 0x1p62, "U", "the workspace for B = ", B, ", N = ", N, ", p = ", p, " overflows a 64-bit size");
-    offset = at;
-    at += (std::size_t(count) * element_bytes + cuda_buffer_alignment - 1) / cuda_buffer_alignment *
-          cuda_buffer_alignment;
-  };
-  const std::size_t s = scalar_bytes;
-  take(l.A, double(H) * p * p, s);
-  take(l.V, double(H) * p * p, s);
-  take(l.mean, double(B) * p, s);
-  take(l.Uc, tokens * p, s);
-  take(l.X, tokens * w, s);
-  take(l.Q, tokens * d_k, s);
-  take(l.K, tokens * d_k, s);
-  take(l.P, tokens * N, s);
-  take(l.M, tokens * w, s);
-  take(l.G, m == mask::inclusive ? tokens * p : 0, s);
-  take(l.C, tokens * p * p, s);
-  take(l.T, tokens * p * p, s);
-  take(l.J, tokens * p * p, s);
-  take(l.J_ptr, tokens, sizeof(void*));
-  take(l.pivots, tokens * p, sizeof(int));
-  take(l.info, tokens, sizeof(int));
-  const double back = pass == barrier_pass::backward ? 1 : 0, inclusive = m == mask::inclusive ? 1 : 0;
-  take(l.Z, back * tokens * p * p, s);
-  take(l.Z_ptr, back * tokens, sizeof(void*));
-  take(l.dP, back * tokens * N, s);
-  take(l.R, back * tokens * w, s);
-  take(l.e, back * tokens, s);
-  take(l.ones, back * tokens, s);
-  take(l.DG, back * inclusive * tokens * p, s);
-  take(l.dQ, back * tokens * d_k, s);
-  take(l.dK, back * tokens * d_k, s);
-  take(l.Un, back * tokens * p, s);
-  take(l.SV, back * p * p, s);
-  take(l.SA, back * p * p, s);
-  l.bytes = at;
-  return l;
 }
 
 // A view's name and the byte range it spans, for the checks that outputs overlap nothing.
@@ -248,31 +157,72 @@ inline void validate_cuda_workspace(const void* workspace, std::size_t workspace
 
 inline constexpr const char* packed_form_limit = "the packed form keeps p (p + 3) / 2 moments per token";
 
+// The operations of a call on the GPU in `form` (general: the packed form), for N tokens of width
+// p under H heads of d_k and d_v, leaving out Q, K and the logits that both forms compute. Per head
+// and pair (t, s): 2 w with w the form's moments per token (p (p + 3) / 2 packed, d_v d_k + d_v +
+// d_k projected); per head and token: 4 p^3 packed (C_t A_h and V_h T_t), 2 d_v d_k n projected
+// (X_t PQ_h); per token the LU, 2/3 p^3 or 2/3 n^3, n = H d_v.
+inline double cuda_form_operations(jacobian_form form, index N, index p, index H, index d_k, index d_v) {
+  const double tokens = double(N), pairs = 0.5 * tokens * tokens, heads = double(H), width = double(p);
+  if (form == jacobian_form::projected) {
+    const double n = heads * double(d_v), w = double(d_v) * double(d_k) + double(d_v) + double(d_k);
+    return heads * (pairs * 2 * w + tokens * 2 * double(d_v) * double(d_k) * n) + tokens * 2.0 / 3.0 * n * n * n;
+  }
+  const double w = double(barrier_packed_width(p));
+  return heads * (pairs * 2 * w + tokens * 4 * width * width * width) + tokens * 2.0 / 3.0 * width * width * width;
+}
+
+// `form` with automatic resolved to the form of fewer operations on the GPU (cuda_form_operations),
+// the projected form where p > cuda_max_packed_p.
 template <class S>
-std::size_t cuda_barrier_bytes(const batched_view<const S>& U, const cuda_heads<S>& heads, mask m, barrier_pass pass) {
+jacobian_form resolve_cuda_form(jacobian_form form, index N, index p, const cuda_heads<S>& heads) {
+  if (form != jacobian_form::automatic) return form;
+  if (p > cuda_max_packed_p) return jacobian_form::projected;
+  const index H = heads.W_Q.batch, d_k = heads.W_Q.rows, d_v = heads.W_V.rows;
+  return cuda_form_operations(jacobian_form::projected, N, p, H, d_k, d_v) <
+                 cuda_form_operations(jacobian_form::general, N, p, H, d_k, d_v)
+             ? jacobian_form::projected
+             : jacobian_form::general;
+}
+
+// The workspace of a call in `form` (general: the packed form; not automatic) for `pass`.
+template <class S>
+std::size_t cuda_barrier_bytes(const batched_view<const S>& U, const cuda_heads<S>& heads, mask m, barrier_pass pass,
+                               jacobian_form form = jacobian_form::general) {
+  if (form == jacobian_form::projected)
+    return projected_layout(U.batch, U.rows, U.cols, heads.W_Q.batch, heads.W_Q.rows, heads.W_V.rows, m, sizeof(S))
+        .bytes;
   return barrier_layout(U.batch, U.rows, U.cols, heads.W_Q.batch, heads.W_Q.rows, m, sizeof(S), pass).bytes;
 }
 
 // The checks of barrier_per_token(cuda, ...), before anything is enqueued, in the order: attention
-// and barrier parameters, U, the heads, the outputs' extents, the workspace (sized for `pass`),
-// then the address ranges: each output and the workspace apart from the inputs and each other.
-// Device data is not read (docs/cuda.md).
+// and barrier parameters, the form, U, the heads (p <= cuda_max_packed_p for the general form),
+// the outputs' extents, the workspace (sized for the form), then the address ranges: each output
+// and the workspace apart from the inputs and each other. Device data is not read (docs/cuda.md).
+// Returns the form, automatic resolved.
 template <class S>
-void validate_cuda_barrier(const cuda_token_barrier<S>& out, const batched_view<const S>& U,
-                           const cuda_heads<S>& heads, const attention_core_params& attention,
-                           const barrier_params& barrier, const void* workspace, std::size_t workspace_bytes) {
+jacobian_form validate_cuda_barrier(const cuda_token_barrier<S>& out, const batched_view<const S>& U,
+                                    const cuda_heads<S>& heads, const attention_core_params& attention,
+                                    const barrier_params& barrier, const void* workspace,
+                                    std::size_t workspace_bytes, jacobian_form form = jacobian_form::general) {
   validate_cuda_attention_params(attention);
   validate_barrier(barrier);
-  validate_cuda_barrier_operands(U, heads, cuda_max_packed_p, packed_form_limit);
+  validate_form(form, "form");
+  const jacobian_form resolved = resolve_cuda_form(form, U.rows, U.cols, heads);
+  if (resolved == jacobian_form::general)
+    validate_cuda_barrier_operands(U, heads, cuda_max_packed_p, packed_form_limit);
+  else
+    validate_cuda_barrier_operands(U, heads, std::numeric_limits<index>::max(), "the projected form");
   validate_batched(out.b, U.batch, U.rows, 1, "out.b");
   validate_batched(out.log_abs, U.batch, U.rows, 1, "out.log_abs");
   validate_batched(out.sign, U.batch, U.rows, 1, "out.sign");
   validate_cuda_workspace(workspace, workspace_bytes,
-                          cuda_barrier_bytes(U, heads, attention.causal_mask, barrier_pass::forward));
+                          cuda_barrier_bytes(U, heads, attention.causal_mask, barrier_pass::forward, resolved));
   require_disjoint({span_of(U, "U"), span_of(heads.W_Q, "heads.W_Q"), span_of(heads.W_K, "heads.W_K"),
                     span_of(heads.W_V, "heads.W_V"), span_of(heads.W_O, "heads.W_O")},
                    {span_of(out.b, "out.b"), span_of(out.log_abs, "out.log_abs"), span_of(out.sign, "out.sign"),
                     span_of(workspace_view(workspace, workspace_bytes), "workspace")});
+  return resolved;
 }
 
 // The checks of barrier_backward(cuda, ...): attention and barrier parameters, U, the heads, the

@@ -18,37 +18,17 @@
 #include <string>
 #include <vector>
 
+#include "form.hpp"
 #include "layer_jacobian.hpp"
 
 namespace suptok {
 
-// Which form computes det J_t: the general (p, p) blocks, the projected (n, n) blocks I - K_t, or
-// the cheaper of the two for the call (choose_form).
-enum class jacobian_form { automatic, general, projected };
-
-inline const char* to_string(jacobian_form f) {
-  return f == jacobian_form::automatic ? "automatic" : f == jacobian_form::general ? "general" : "projected";
-}
-
-// The form with fewer operations for N tokens. Per query head and pair (t, s): the general form
-// costs 2 p (d_k + p) (g_ts and the (p, p) covariance), the projected form 2 d_v d_k; per token the
-// general form adds 2 p^2 d_v per head and an LU of size p, the projected form 2 d_v d_k d_v' per
-// pair of heads and an LU of size n = sum_h d_v.
+// The form with fewer operations for N tokens under the layer (choose_form of likelihood/form.hpp).
 template <class S>
 jacobian_form choose_form(index N, const layer<S>& layer) {
-  const double p = static_cast<double>(layer.p()), pairs = 0.5 * static_cast<double>(N) * static_cast<double>(N);
-  double general = 2.0 / 3.0 * p * p * p * static_cast<double>(N), projected = 0, n = 0;
-  for (std::size_t h = 0; h < layer.W_Q.size(); ++h) {
-    const double d_k = static_cast<double>(layer.W_Q[h].rows()), d_v = static_cast<double>(layer.W_O[h].cols());
-    general += pairs * 2 * p * (d_k + p) + static_cast<double>(N) * 2 * p * p * d_v;
-    projected += pairs * 2 * d_v * d_k;
-    n += d_v;
-  }
-  for (std::size_t h = 0; h < layer.W_Q.size(); ++h)
-    projected += static_cast<double>(N) * 2 * static_cast<double>(layer.W_Q[h].rows()) *
-                 static_cast<double>(layer.W_O[h].cols()) * n;
-  projected += 2.0 / 3.0 * n * n * n * static_cast<double>(N);
-  return projected < general ? jacobian_form::projected : jacobian_form::general;
+  std::vector<head_widths> widths;
+  for (std::size_t h = 0; h < layer.W_Q.size(); ++h) widths.push_back({layer.W_Q[h].rows(), layer.W_O[h].cols()});
+  return choose_form(N, layer.p(), widths);
 }
 
 // `form`, with automatic resolved by choose_form.
@@ -58,12 +38,6 @@ jacobian_form resolve_form(jacobian_form form, index N, const layer<S>& layer) {
 }
 
 namespace detail {
-
-// A form must be one of the three.
-inline void validate_form(jacobian_form form, const std::string& argument) {
-  require(form == jacobian_form::automatic || form == jacobian_form::general || form == jacobian_form::projected,
-          argument, "unknown form ", static_cast<int>(form));
-}
 
 // (p, n) = [W_O[0] ... W_O[H-1]]
 template <class S>
