@@ -15,6 +15,7 @@ The workloads have bench/cuda/bench_cuda.cu's shapes and flop counts:
   barrier_fwd_bwd    the same with autograd to U, W_Q and W_K (suptok's also reaches W_V and W_O)
   layer_barrier_fwd  the projected-form GPT-2 layer of torch_workloads.py, N = 1024, p = 768, float32
                      (suptok's: barrier_per_token(cuda, ..., jacobian_form::projected), no biases)
+  layer_barrier_fwd_bwd  the same with autograd to U and the four weights (the mean of b_t)
 Float32 matrix products run in full float32 (TF32 off), as suptok's cuBLAS calls do.
 """
 import math
@@ -93,6 +94,10 @@ def run(reps):
     with torch.no_grad():
         measure(torch, "layer_barrier_fwd", "float", max(3, reps // 4), flops,
                 lambda: tw.projected_layer_barrier(torch, U, *W, *b))
+    for x in [U] + W:
+        x.requires_grad_(True)
+    measure(torch, "layer_barrier_fwd_bwd", "float", max(3, reps // 4), 3 * flops,
+            lambda: torch.autograd.grad(tw.projected_layer_barrier(torch, U, *W, *b).mean(), [U] + W))
 
 
 def read_results(path):

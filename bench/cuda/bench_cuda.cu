@@ -23,6 +23,8 @@
 //                   take none, PyTorch's adds three vectors), strict mask, exact policy, float;
 //                   flops H N^2 d^2 (the value-key moments, causal half) plus 2/3 N n^3 (the LUs,
 //                   n = H d), torch_gpu.py's count
+//   layer_barrier_fwd_bwd  the same forward and barrier_backward(cuda, ..., projected) to U and
+//                   every weight of the mean penalty; flops 3 times the forward's
 #include <suptok/cuda.hpp>
 
 #include <cuda_bf16.h>
@@ -150,8 +152,9 @@ void barrier(bool backward, int reps) {
   report(backward ? "barrier_fwd_bwd" : "barrier_fwd", "float", ms, backward ? 3 * flops : flops, bytes);
 }
 
-// layer_barrier_fwd: the projected form at GPT-2-small's width.
-void layer_barrier(int reps) {
+// layer_barrier_fwd, or with `backward` layer_barrier_fwd_bwd: the projected form at GPT-2-small's
+// width, the backward to U and every weight of the mean penalty.
+void layer_barrier(bool backward, int reps) {
   const index N = 1024, p = 768, H = 12, d = 64, n = H * d;
   const std::vector<float> u = normal_values<float>(N * p, 1.f, 7), wq = normal_values<float>(H * d * p, 0.05f, 8),
                            wk = normal_values<float>(H * d * p, 0.05f, 9),
@@ -163,29 +166,40 @@ void layer_barrier(int reps) {
   upload(dWk, wk);
   upload(dWv, wv);
   upload(dWo, wo);
-  device_buffer<float> b_out(N), log_out(N);
+  device_buffer<float> b_out(N), log_out(N), upstream(N);
   device_buffer<int> dsign(N);
+  const suptok::attention_core_params attention{suptok::mask::strict, 0};
+  std::vector<float> db(N, 0.f);  // d penalty / d b_t
+  for (index t = suptok::first_nontrivial(attention.causal_mask); t < N; ++t) db[t] = 1.f / float(N - 2);
+  upload(upstream, db);
+  device_buffer<float> gU(u.size()), gWq(wq.size()), gWk(wk.size()), gWv(wv.size()), gWo(wo.size());
   const suptok::batched_view<const float> U{dU.data, 1, N, p, N * p, p};
-  const suptok::cuda_heads<float> heads{{dWq.data, H, d, p, d * p, p},
-                                        {dWk.data, H, d, p, d * p, p},
-                                        {dWv.data, H, d, p, d * p, p},
-                                        {dWo.data, H, p, d, p * d, d}};
+  const auto rows = [&](const float* data) { return suptok::batched_view<const float>{data, H, d, p, d * p, p}; };
+  const auto grad_rows = [&](float* data) { return suptok::batched_view<float>{data, H, d, p, d * p, p}; };
+  const suptok::cuda_heads<float> heads{rows(dWq.data), rows(dWk.data), rows(dWv.data), {dWo.data, H, p, d, p * d, d}};
   const suptok::cuda_token_barrier<float> out{{b_out.data, 1, N, 1, N, 1}, {log_out.data, 1, N, 1, N, 1},
                                               {dsign.data, 1, N, 1, N, 1}};
-  const suptok::attention_core_params attention{suptok::mask::strict, 0};
+  const suptok::cuda_barrier_gradients<float> grad{
+      {gU.data, 1, N, p, N * p, p}, grad_rows(gWq.data), grad_rows(gWk.data), grad_rows(gWv.data),
+      {gWo.data, H, p, d, p * d, d}};
   const suptok::jacobian_form form = suptok::jacobian_form::projected;
   cublasHandle_t blas = nullptr;
   suptok::detail::cublas_check(cublasCreate(&blas), "cublasCreate");
   const suptok::cuda backend{nullptr, blas};
-  const std::size_t bytes = suptok::barrier_workspace_bytes(backend, 1, N, heads, attention, false, form);
+  const std::size_t bytes = suptok::barrier_workspace_bytes(backend, 1, N, heads, attention, backward, form);
   device_buffer<unsigned char> workspace(bytes);
   const double ms = median_ms(std::max(3, reps / 4), [&] {
-    suptok::barrier_per_token(backend, out, U, heads, suptok::barrier_params{}, attention, workspace.data, bytes, form);
+    if (backward)
+      suptok::barrier_backward(backend, grad, out, {upstream.data, 1, N, 1, N, 1}, U, heads, suptok::barrier_params{},
+                               attention, workspace.data, bytes, form);
+    else
+      suptok::barrier_per_token(backend, out, U, heads, suptok::barrier_params{}, attention, workspace.data, bytes,
+                                form);
   });
   cublasDestroy(blas);
   const double flops =
       double(H) * double(N) * double(N) * double(d * d) + double(N) * 2.0 / 3.0 * std::pow(double(n), 3);
-  report("layer_barrier_fwd", "float", ms, flops, bytes);
+  report(backward ? "layer_barrier_fwd_bwd" : "layer_barrier_fwd", "float", ms, backward ? 3 * flops : flops, bytes);
 }
 
 }  // namespace
@@ -202,6 +216,7 @@ int main(int argc, char** argv) {
   attention_fwd<__nv_bfloat16>("attention_fwd_scalar", "bf16", false, reps);
   barrier(false, reps);
   barrier(true, reps);
-  layer_barrier(reps);
+  layer_barrier(false, reps);
+  layer_barrier(true, reps);
   return 0;
 }

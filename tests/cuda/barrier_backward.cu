@@ -1,4 +1,5 @@
-// barrier_backward(cuda, ...) against the library's reference gradients in double
+// barrier_backward(cuda, ...) in both forms (packed: jacobian_form::general, and projected)
+// against the library's reference gradients in double
 // (barrier_penalty_batch_backward, barrier_reference.cpp) on seeded inputs: the forward test's
 // sweep of shapes (one token, the first non-trivial tokens, the row blocks of 256, p from 1 to 33
 // with d_k != d_v, one and three heads and sequences), both masks, the three policies, U and dU
@@ -11,7 +12,8 @@
 // dW_O) must satisfy
 //   max_i |G_i - ref_i| <= k eps_S c max_i |ref_i|,   k = 512,
 // with c the largest c_t = max(1, |J_t - I|_2 / sigma_min(J_t)) of the counted tokens
-// (barrier_reference.hpp): J_t^{-1} carries a relative error of about p eps_S c_t, and the sums
+// (barrier_reference.hpp; in the projected form c_t of I - K_t, projected_conditions): J_t^{-1}
+// carries a relative error of about p eps_S c_t (n eps_S c_t in the projected form), and the sums
 // over tokens, keys and the p^2 entries of the products add a few hundred eps_S at these sizes
 // (N <= 300, p <= 33). A wrong term or a missed token errs by a fraction of max|ref| itself:
 // 1 / (512 eps_f) > 10^4 times the bound in float where c = 1. An all-zero reference (no counted
@@ -75,7 +77,7 @@ std::vector<double> widened(const device_buffer<S>& x) {
 // (dU, dW_Q, dW_K, dW_V, dW_O).
 template <class S>
 suptok::test::gradient_values gpu_gradients(cublasHandle_t blas, barrier_problem& pb, const shape& s, suptok::mask m,
-                                            const suptok::barrier_params& barrier) {
+                                            const suptok::barrier_params& barrier, suptok::jacobian_form form) {
   const suptok::test::device_barrier_problem<S> device(pb);
   const suptok::test::device_token_barrier<S> outputs(s.B, s.N);
   const device_gradients<S> grads(s);
@@ -88,10 +90,10 @@ suptok::test::gradient_values gpu_gradients(cublasHandle_t blas, barrier_problem
   const suptok::attention_core_params attention{m, 0};
   const suptok::cuda backend{nullptr, blas};
   const suptok::cuda_heads<S> heads = device.heads();
-  const std::size_t bytes = suptok::barrier_workspace_bytes(backend, s.B, s.N, heads, attention, true);
+  const std::size_t bytes = suptok::barrier_workspace_bytes(backend, s.B, s.N, heads, attention, true, form);
   device_buffer<unsigned char> workspace(bytes);
   suptok::barrier_backward(backend, grads.views(), outputs.views(), {d_db.data, s.B, s.N, 1, s.N, 1}, device.U(),
-                           heads, barrier, attention, workspace.data, bytes);
+                           heads, barrier, attention, workspace.data, bytes, form);
   suptok::detail::cuda_check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   return {grads.U(), widened(grads.dWq), widened(grads.dWk), widened(grads.dWv), widened(grads.dWo)};
 }
@@ -113,11 +115,13 @@ bool within(const std::vector<double>& got, const std::vector<double>& want, dou
 
 template <class S>
 bool check_case(cublasHandle_t blas, const shape& s, suptok::mask m, const suptok::barrier_params& barrier,
-                double head_scale, std::uint64_t seed, double& worst_ratio) {
+                suptok::jacobian_form form, double head_scale, std::uint64_t seed, double& worst_ratio) {
   barrier_problem pb = suptok::test::draw_barrier_problem(s, head_scale, seed);
-  const suptok::test::gradient_values got = gpu_gradients<S>(blas, pb, s, m, barrier);
+  const suptok::test::gradient_values got = gpu_gradients<S>(blas, pb, s, m, barrier, form);
   const suptok::test::gradient_values want = suptok::test::reference_gradients(pb, m, 0.0, barrier);
-  const std::vector<double> condition = suptok::test::reference_barrier(pb, m, 0.0, barrier).condition;
+  const std::vector<double> condition = form == suptok::jacobian_form::projected
+                                            ? suptok::test::projected_conditions(pb, m, 0.0)
+                                            : suptok::test::reference_barrier(pb, m, 0.0, barrier).condition;
   double c = 1;
   for (index i = 0; i < s.B * s.N; ++i)
     if (i % s.N >= suptok::first_nontrivial(m)) c = std::max(c, condition[std::size_t(i)]);
@@ -134,7 +138,8 @@ bool check_case(cublasHandle_t blas, const shape& s, suptok::mask m, const supto
 // counted token of det J_t < -e^-5, so that rounding to S cannot move it across 0): every weight
 // gradient holds a NaN.
 template <class S>
-bool check_infeasible(cublasHandle_t blas, const shape& s, suptok::mask m, std::uint64_t seed) {
+bool check_infeasible(cublasHandle_t blas, const shape& s, suptok::mask m, suptok::jacobian_form form,
+                      std::uint64_t seed) {
   const suptok::barrier_params& exact = suptok::test::sweep_exact;
   for (std::uint64_t tries = 0; tries < 100; ++tries, ++seed) {
     barrier_problem pb = suptok::test::draw_barrier_problem(s, 3.0, seed);
@@ -145,7 +150,7 @@ bool check_infeasible(cublasHandle_t blas, const shape& s, suptok::mask m, std::
     for (index i = 0; i < s.B * s.N; ++i)
       infeasible |= i % s.N >= suptok::first_nontrivial(m) && ref.sign[i] < 0 && ref.log_abs[i] > -5;
     if (!infeasible) continue;
-    const suptok::test::gradient_values got = gpu_gradients<S>(blas, pb, s, m, exact);
+    const suptok::test::gradient_values got = gpu_gradients<S>(blas, pb, s, m, exact, form);
     const auto has_nan = [](const std::vector<double>& x) {
       return std::any_of(x.begin(), x.end(), [](double v) { return std::isnan(v); });
     };
@@ -161,18 +166,21 @@ int sweep(cublasHandle_t blas) {
   std::uint64_t seed = 900;
   const suptok::barrier_params &extended = suptok::test::sweep_extended, &clamp = suptok::test::sweep_clamp,
                                &exact = suptok::test::sweep_exact;
-  const auto run = [&](const shape& s, suptok::mask m, const suptok::barrier_params& barrier, double scale) {
-    const bool ok = check_case<S>(blas, s, m, barrier, scale, seed += 10, tally.worst);
-    tally.record(ok, s, std::string(suptok::to_string(m)) + " " + suptok::to_string(barrier.policy), scale);
-  };
-  for (suptok::mask m : {suptok::mask::strict, suptok::mask::inclusive}) {
-    for (const shape& s : suptok::test::barrier_sweep) run(s, m, extended, 0.5);
-    run({2, 33, 7, 2, 3, 5}, m, exact, 0.5);
-    // Heads of scale 3 / sqrt(p): some det J_t below z0 = 0.5 and below 0.
-    const shape crossing{2, 40, 6, 2, 4, 4};
-    for (const suptok::barrier_params& barrier : {extended, clamp}) run(crossing, m, barrier, 3.0);
-    tally.record(check_infeasible<S>(blas, crossing, m, seed += 10), crossing,
-                 std::string(suptok::to_string(m)) + " exact, infeasible tokens: expected NaN weight gradients", 3.0);
+  for (suptok::jacobian_form form : {suptok::jacobian_form::general, suptok::jacobian_form::projected}) {
+    const std::string form_name = std::string(suptok::to_string(form)) + " ";
+    const auto run = [&](const shape& s, suptok::mask m, const suptok::barrier_params& barrier, double scale) {
+      const bool ok = check_case<S>(blas, s, m, barrier, form, scale, seed += 10, tally.worst);
+      tally.record(ok, s, form_name + suptok::to_string(m) + " " + suptok::to_string(barrier.policy), scale);
+    };
+    for (suptok::mask m : {suptok::mask::strict, suptok::mask::inclusive}) {
+      for (const shape& s : suptok::test::barrier_sweep) run(s, m, extended, 0.5);
+      run({2, 33, 7, 2, 3, 5}, m, exact, 0.5);
+      // Heads of scale 3 / sqrt(p): some det J_t below z0 = 0.5 and below 0.
+      const shape crossing{2, 40, 6, 2, 4, 4};
+      for (const suptok::barrier_params& barrier : {extended, clamp}) run(crossing, m, barrier, 3.0);
+      tally.record(check_infeasible<S>(blas, crossing, m, form, seed += 10), crossing,
+                   form_name + suptok::to_string(m) + " exact, infeasible tokens: expected NaN weight gradients", 3.0);
+    }
   }
   return tally.summary();
 }

@@ -253,7 +253,7 @@ struct barrier_problem {
       : B(B_), N(N_), p(p_), H(H_), d_k(d_k_), d_v(d_v_), u(B * N * p), wq(H * d_k * p), wk(H * d_k * p),
         wv(H * d_v * p), wo(H * p * d_v), b_out(B * N), log_out(B * N), db(B * N), du(u.size()), dwq(wq.size()),
         dwk(wk.size()), dwv(wv.size()), dwo(wo.size()), sign_out(B * N),
-        ws(bytes(detail::barrier_pass::backward) / 8 + 64) {}
+        ws(std::max(bytes(detail::barrier_pass::backward), projected_bytes(detail::barrier_pass::backward)) / 8 + 64) {}
   batched_view<const float> U() const { return {u.data(), B, N, p, N * p, p}; }
   cuda_heads<float> heads() const {
     return {{wq.data(), H, d_k, p, d_k * p, p},
@@ -274,6 +274,9 @@ struct barrier_problem {
   }
   std::size_t bytes(detail::barrier_pass pass = detail::barrier_pass::forward) const {
     return detail::barrier_layout(B, N, p, H, d_k, mask::strict, 4, pass).bytes;
+  }
+  std::size_t projected_bytes(detail::barrier_pass pass = detail::barrier_pass::forward) const {
+    return detail::projected_layout(B, N, p, H, d_k, d_v, mask::strict, 4, pass).bytes;
   }
   void* workspace() {
     const auto at = reinterpret_cast<std::uintptr_t>(ws.data());
@@ -358,6 +361,37 @@ TEST_CASE("cuda projected barrier workspace: aligned buffers in order, each of i
   CHECK(li.VO == li.KO + round(2 * 4 * 6 * 8));
   CHECK(li.mean == li.VO + round(2 * 3 * 6 * 8));
   CHECK(li.J == li.Cq + round(10 * 6 * 8));
+  CHECK(l.Inv == l.bytes);  // the forward's layout: the backward's buffers are empty
+  CHECK(l.Un == l.bytes);
+  // The backward's buffers follow the forward's; att, ddv, dCq, dKO and dVOt only for the inclusive mask.
+  const detail::cuda_projected_layout b =
+      detail::projected_layout(2, 5, 3, 2, 4, 3, mask::strict, 4, detail::barrier_pass::backward);
+  CHECK(b.info == l.info);
+  CHECK(b.Inv == l.bytes);
+  CHECK(b.Inv_ptr == b.Inv + round(10 * 36 * 4));
+  CHECK(b.W == b.Inv_ptr + round(10 * sizeof(void*)));
+  CHECK(b.dW == b.W + round(3 * 6 * 4));
+  CHECK(b.dP == b.dW + round(3 * 6 * 4));
+  CHECK(b.R == b.dP + round(10 * 5 * 4));
+  CHECK(b.e == b.R + round(10 * 19 * 4));
+  CHECK(b.ones == b.e + round(10 * 4));
+  CHECK(b.att == b.ones + round(10 * 4));
+  CHECK(b.Y == b.att);  // strict: no att, ddv, dCq
+  CHECK(b.dPQ == b.Y + round(10 * 4 * 6 * 4));
+  CHECK(b.dKO == b.dPQ + round(4 * 6 * 4));
+  CHECK(b.dQ == b.dKO);  // strict: no dKO, dVOt
+  CHECK(b.dK == b.dQ + round(10 * 4 * 4));
+  CHECK(b.dVs == b.dK + round(10 * 4 * 4));
+  CHECK(b.dKs == b.dVs + round(10 * 3 * 4));
+  CHECK(b.Un == b.dKs + round(10 * 4 * 4));
+  CHECK(b.bytes == b.Un + round(10 * 3 * 4));
+  const detail::cuda_projected_layout bi =
+      detail::projected_layout(2, 5, 3, 2, 4, 3, mask::inclusive, 8, detail::barrier_pass::backward);
+  CHECK(bi.ddv == bi.att + round(10 * 8));
+  CHECK(bi.dCq == bi.ddv + round(10 * 3 * 8));
+  CHECK(bi.Y == bi.dCq + round(10 * 6 * 8));
+  CHECK(bi.dVOt == bi.dKO + round(4 * 6 * 8));
+  CHECK(bi.dQ == bi.dVOt + round(6 * 3 * 8));
   // N = 2^31: the weights alone are 2^62 elements.
   CHECK(test::thrown_by([] { detail::projected_layout(1, index(1) << 31, 768, 12, 64, 64, mask::strict, 4); })
             .argument == "U");
@@ -458,7 +492,7 @@ TEST_CASE("cuda barrier forms: the form is checked, and sets the workspace and t
                                     problem.workspace(), bytes, form);
     });
   };
-  const std::size_t projected = detail::projected_layout(2, 5, 3, 2, 4, 2, mask::strict, 4).bytes;
+  const std::size_t projected = pb.projected_bytes();
   REQUIRE(projected != pb.bytes());
   CHECK(named(pb, projected, jacobian_form::projected) == "<no error>");
   CHECK(named(pb, projected - 1, jacobian_form::projected) == "workspace");
@@ -468,7 +502,7 @@ TEST_CASE("cuda barrier forms: the form is checked, and sets the workspace and t
                                       jacobian_form::projected) == jacobian_form::projected);
   // p = 1100: beyond the packed form, which names U; the projected form (and automatic) take it.
   barrier_problem wide(1, 2, 1100, 1, 1, 1);
-  const std::size_t wide_projected = detail::projected_layout(1, 2, 1100, 1, 1, 1, mask::strict, 4).bytes;
+  const std::size_t wide_projected = wide.projected_bytes();
   const test::thrown t = test::thrown_by([&] {
     detail::validate_cuda_barrier(wide.out(), wide.U(), wide.heads(), {}, barrier, wide.workspace(), wide.bytes(),
                                   jacobian_form::general);
@@ -478,6 +512,22 @@ TEST_CASE("cuda barrier forms: the form is checked, and sets the workspace and t
   CHECK(named(wide, wide_projected, jacobian_form::projected) == "<no error>");
   CHECK(detail::validate_cuda_barrier(wide.out(), wide.U(), wide.heads(), {}, barrier, wide.workspace(),
                                       wide_projected, jacobian_form::automatic) == jacobian_form::projected);
+  // The backward: the same form check, and the projected backward's workspace.
+  const std::size_t backward = pb.projected_bytes(detail::barrier_pass::backward);
+  const auto named_backward = [&](std::size_t bytes, jacobian_form form) {
+    return named_by([&] {
+      detail::validate_cuda_barrier_backward(pb.grad(), pb.out(), pb.dB(), pb.U(), pb.heads(), {}, barrier,
+                                             pb.workspace(), bytes, form);
+    });
+  };
+  CHECK(named_backward(backward, jacobian_form::projected) == "<no error>");
+  CHECK(named_backward(backward - 1, jacobian_form::projected) == "workspace");
+  CHECK(named_backward(backward, jacobian_form(9)) == "form");
+  CHECK(named_by([&] {
+          detail::validate_cuda_barrier_backward(wide.grad(), wide.out(), wide.dB(), wide.U(), wide.heads(), {},
+                                                 barrier, wide.workspace(), wide.bytes(detail::barrier_pass::backward),
+                                                 jacobian_form::general);
+        }) == "U");
 }
 
 TEST_CASE("cuda barrier backward: every argument check names its argument", "[cuda][plan][errors]") {

@@ -32,79 +32,12 @@
 // J_t^{-1} does not exist, the CPU paths take the cofactors from an SVD).
 #pragma once
 
+#include "barrier_backward_common.cuh"
 #include "barrier_forward.cuh"
+#include "projected_backward.cuh"
 
 namespace suptok {
 namespace detail {
-
-// x[i] = value for i < n.
-template <class S>
-__global__ void fill_kernel(S* x, index n, S value) {
-  for (index i = index(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += index(gridDim.x) * blockDim.x)
-    x[i] = value;
-}
-
-// to = value(b, r, c) for every element of a (B, N, p) view (any strides).
-template <class S, class Value>
-__global__ void set_rows_kernel(batched_view<S> to, Value value) {
-  const index n = to.batch * to.rows * to.cols;
-  for (index e = index(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += index(gridDim.x) * blockDim.x) {
-    const index c = e % to.cols, r = (e / to.cols) % to.rows, b = e / (to.cols * to.rows);
-    to.row(b, r)[c] = value(b, r, c);
-  }
-}
-
-// Copies U into a view, or gives 0: set_rows_kernel's values.
-template <class S>
-struct rows_of {
-  batched_view<const S> from;
-  __device__ S operator()(index b, index r, index c) const { return from.row(b, r)[c]; }
-};
-template <class S>
-struct zeros {
-  __device__ S operator()(index, index, index) const { return S(0); }
-};
-
-// c_t = db_t f'(z) z (db/dJ_t = c_t J_t^{-T}) from the forward's sign and log|det J_t|: -db_t on
-// the -log z branch, 0 under the clamp policy below eps, -db_t z / z0 under the extended policy
-// below z0; NaN where it does not exist (see the file comment).
-template <class S>
-__device__ S inverse_gradient_scale(S db, int sign, S log_abs, const barrier_params& barrier) {
-  if (db == S(0)) return S(0);
-  const signed_log_det<S> ld{sign, log_abs};
-  if (isnan(log_abs)) return S(NAN);  // a non-finite J_t
-  if (on_log_branch(ld, barrier)) return -db;
-  if (barrier.policy == extension::clamp) return S(0);
-  if (barrier.policy == extension::exact || sign == 0) return S(NAN);
-  return -db * S(sign) * exp(log_abs) / S(barrier.z0);
-}
-
-// F_t = c_t J_t^{-1} (p, p) from the inverses in inv; 0 where c_t = 0 (whatever inv holds there).
-// One block per token.
-template <class S>
-__global__ void block_gradient_kernel(S* F, const S* inv, batched_view<const S> db, cuda_token_barrier<S> out,
-                                      index N, index p, barrier_params barrier) {
-  const index token = blockIdx.x, b = token / N, t = token % N, pp = p * p;
-  const S c = inverse_gradient_scale<S>(db.row(b, t)[0], out.sign.row(b, t)[0], out.log_abs.row(b, t)[0], barrier);
-  for (index e = threadIdx.x; e < pp; e += blockDim.x)
-    F[token * pp + e] = c == S(0) ? S(0) : c * inv[token * pp + e];
-}
-
-// The sum of x over the block, in thread 0 (a warp sum, then one over the warps' sums).
-template <class S>
-__device__ S block_sum(S x) {
-  __shared__ S warp_sums[32];
-  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, warps = (int(blockDim.x) + 31) / 32;
-  x = warp_sum(x);
-  if (lane == 0) warp_sums[warp] = x;
-  __syncthreads();
-  x = 0;
-  if (warp == 0) {
-    x = lane < warps ? warp_sums[lane] : S(0);
-    x = warp_sum(x);
-  }
-  return x;
-}
 
 // Per token of head h: R_t (w), e_t and dg_t (inclusive), and dd added to du_t, from dC_t^T (in dCt),
 // D_t = dT_t^T (in D), the moments M_t, g_t (G), uc_t (Uc) and a_tt (P). One block per token;
@@ -162,24 +95,6 @@ __global__ void token_backward_kernel(S* R, S* e, S* DG, batched_view<S> dU, con
   }
 }
 
-// Row t of dP: da_ts (plus e_t at s = t, inclusive) becomes dl_ts = a_ts (da_ts - D_t) for s in P(t),
-// 0 elsewhere. One warp per row.
-template <class S>
-__global__ void softmax_backward_kernel(S* dP, const S* P, const S* e, index rows, index N, mask m) {
-  const index row = (index(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  if (row >= rows) return;
-  const int lane = int(threadIdx.x) % 32;
-  const index t = row % N, end = past_end(t, m);
-  S* dl = dP + row * N;
-  const S* a = P + row * N;
-  const S e_t = m == mask::inclusive ? e[row] : S(0);
-  const auto da = [&](index s) { return dl[s] + (s == t ? e_t : S(0)); };
-  S D = 0;
-  for (index s = lane; s < end; s += 32) D += a[s] * da(s);
-  D = warp_sum(D);
-  for (index s = lane; s < N; s += 32) dl[s] = s < end ? a[s] * (da(s) - D) : S(0);
-}
-
 // du_s += Sym(E_s) uc_s + E_s[m1 part] for the packed E_s (w) of every token. One block per token,
 // uc_s in shared memory (p elements).
 template <class S>
@@ -234,31 +149,16 @@ void barrier_head_backward(const cuda_barrier_run<S>& r, const cuda_barrier_grad
                     dU.batch_stride, B, "cublasXgemmStridedBatched(DG A)");
   }
   // da_ts = R_t . X_s, then dl_ts in place; E = a^T R (into M)
-  for (index r0 = 0; r0 < N; r0 += cuda_moment_row_block) {
-    const index r1 = std::min(N, r0 + cuda_moment_row_block), keys = past_end(r1 - 1, r.m);
-    if (keys == 0) continue;  // rows of an empty past: dl = 0 there
-    gemm_batched<S>(r.blas, r1 - r0, keys, w, S(1), {b.R + r0 * w, w, N * w}, {b.X, w, N * w, true}, S(0),
-                    b.dP + r0 * N, N, N * N, B, "cublasXgemmStridedBatched(R X^T)");
-  }
+  causal_moment_gradients(r, b.R, b.X, w, b.dP);
   softmax_backward_kernel<S><<<blocks_for(tokens * 32, threads), threads, 0, r.stream>>>(b.dP, b.P, b.e, tokens, N,
                                                                                         r.m);
   check_launch("softmax_backward_kernel launch");
-  for (index r0 = 0; r0 < N; r0 += cuda_moment_row_block) {  // rows s of E: the queries t >= r0 see them
-    const index r1 = std::min(N, r0 + cuda_moment_row_block);
-    gemm_batched<S>(r.blas, r1 - r0, w, N - r0, S(1), {b.P + r0 * N + r0, N, N * N, true}, {b.R + r0 * w, w, N * w},
-                    S(0), b.M + r0 * w, w, N * w, B, "cublasXgemmStridedBatched(a^T R)");
-  }
+  moment_sources(r, b.P, b.R, w, b.M);
   packed_backward_kernel<S><<<unsigned(tokens), threads, std::size_t(p) * sizeof(S), r.stream>>>(dU, b.M, b.Uc, N, p);
   check_launch("packed_backward_kernel launch");
   // dQ = dl K / tau, dK = dl^T Q / tau, dU += dQ W_Q + dK W_K
-  gemm_batched<S>(r.blas, N, d_k, N, r.inv_tau, {b.dP, N, N * N}, {b.K, d_k, N * d_k}, S(0), b.dQ, d_k, N * d_k, B,
-                  "cublasXgemmStridedBatched(dl K)");
-  gemm_batched<S>(r.blas, N, d_k, N, r.inv_tau, {b.dP, N, N * N, true}, {b.Q, d_k, N * d_k}, S(0), b.dK, d_k,
-                  N * d_k, B, "cublasXgemmStridedBatched(dl^T Q)");
-  gemm_batched<S>(r.blas, N, p, d_k, S(1), {b.dQ, d_k, N * d_k}, {Wq.row(h, 0), Wq.row_stride, 0}, S(1), dU.data,
-                  dU.row_stride, dU.batch_stride, B, "cublasXgemmStridedBatched(dQ W_Q)");
-  gemm_batched<S>(r.blas, N, p, d_k, S(1), {b.dK, d_k, N * d_k}, {Wk.row(h, 0), Wk.row_stride, 0}, S(1), dU.data,
-                  dU.row_stride, dU.batch_stride, B, "cublasXgemmStridedBatched(dK W_K)");
+  logits_backward(r, b.dP, b.Q, b.K, b.dQ, b.dK);
+  add_projection_gradients(r, h, b.dQ, b.dK, dU);
   // The weights of head h: dA_h = SA^T, dV_h = -SV^T
   const auto weight_gradient = [&](const batched_view<S>& out, index rows, index cols, index inner,
                                    const blas_operand<S>& left, const blas_operand<S>& right, S alpha, S beta,
@@ -282,39 +182,32 @@ void barrier_head_backward(const cuda_barrier_run<S>& r, const cuda_barrier_grad
 // The barrier of every token (as barrier_per_token(cuda, ...), written to `out`) and the gradients
 // of L = sum_t db_t b_t with respect to U and the heads, written to `grad` (db (B, N, 1) in device
 // memory; for the mean penalty of the CPU paths, db_t = 1 / n for the n tokens t >=
-// first_nontrivial(mask) of all sequences and 0 for the others). The workspace holds
-// barrier_workspace_bytes(cuda, B, N, heads, attention, true) bytes. Enqueued on backend.stream;
-// nothing allocated or synchronised. Throws suptok::error naming the argument (before anything is
-// enqueued) and suptok::cuda_error naming the CUDA or cuBLAS call that failed.
+// first_nontrivial(mask) of all sequences and 0 for the others), in the packed form (general, the
+// default), the projected form (cuda/projected_backward.cuh) or the cheaper of the two
+// (automatic). The workspace holds barrier_workspace_bytes(cuda, B, N, heads, attention, true,
+// form) bytes. Enqueued on backend.stream; nothing allocated or synchronised. Throws
+// suptok::error naming the argument (before anything is enqueued) and suptok::cuda_error naming
+// the CUDA or cuBLAS call that failed.
 template <class S>
 void barrier_backward(cuda backend, const cuda_barrier_gradients<S>& grad, const cuda_token_barrier<S>& out,
                       const batched_view<const S>& db, const batched_view<const S>& U, const cuda_heads<S>& heads,
                       const barrier_params& barrier, const attention_core_params& attention, void* workspace,
-                      std::size_t workspace_bytes) {
+                      std::size_t workspace_bytes, jacobian_form form = jacobian_form::general) {
   static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>, "the CUDA barrier computes in float or double");
   detail::require(backend.blas != nullptr, "backend.blas", "a cuBLAS handle is needed (cublasCreate)");
-  detail::validate_cuda_barrier_backward(grad, out, db, U, heads, attention, barrier, workspace, workspace_bytes);
+  const jacobian_form resolved = detail::validate_cuda_barrier_backward(grad, out, db, U, heads, attention, barrier,
+                                                                        workspace, workspace_bytes, form);
   const detail::blas_scope scope(backend.blas, backend.stream);
+  if (resolved == jacobian_form::projected) {
+    detail::projected_backward_pass(
+        detail::cuda_projected_run<S>(backend, U, heads, attention, workspace, detail::barrier_pass::backward), grad,
+        db, out, barrier);
+    return;
+  }
   const detail::cuda_barrier_run<S> r(backend, U, heads, attention, workspace, detail::barrier_pass::backward);
   const detail::cuda_barrier_buffers<S>& b = r.buf;
-  const index p = r.p, tokens = r.tokens;
-  const int threads = detail::cuda_barrier_threads;
   detail::barrier_forward_pass(r, out, barrier);
-  // F_t = c_t J_t^{-1} into J, from the forward's LU
-  detail::block_pointers_kernel<S><<<detail::blocks_for(tokens, threads), threads, 0, r.stream>>>(b.Z_ptr, b.Z,
-                                                                                                  tokens, p);
-  detail::check_launch("block_pointers_kernel launch");
-  detail::inverse_batched<S>(r.blas, p, b.J_ptr, b.pivots, b.Z_ptr, b.info, tokens);
-  detail::block_gradient_kernel<S><<<unsigned(tokens), threads, 0, r.stream>>>(b.J, b.Z, db, out, r.N, p, barrier);
-  detail::check_launch("block_gradient_kernel launch");
-  detail::fill_kernel<S><<<detail::blocks_for(tokens, threads), threads, 0, r.stream>>>(b.ones, tokens, S(1));
-  detail::check_launch("fill_kernel launch");
-  const batched_view<S> Un{b.Un, r.B, r.N, p, r.N * p, p};
-  const unsigned copy_blocks = detail::blocks_for(tokens * p, threads * 8);
-  detail::set_rows_kernel<<<copy_blocks, threads, 0, r.stream>>>(Un, detail::rows_of<S>{U});
-  detail::check_launch("set_rows_kernel launch (U)");
-  detail::set_rows_kernel<<<copy_blocks, threads, 0, r.stream>>>(grad.dU, detail::zeros<S>{});
-  detail::check_launch("set_rows_kernel launch (zeroing dU)");
+  detail::backward_start(r, r.p, b.J, b.J_ptr, b.pivots, b.info, b.Z, b.Z_ptr, b.ones, b.Un, grad, db, out, barrier);
   for (index h = r.H - 1; h >= 0; --h) detail::barrier_head_backward(r, grad, h, h != r.H - 1);
 }
 

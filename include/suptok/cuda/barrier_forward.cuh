@@ -187,8 +187,7 @@ void barrier_forward_pass(const cuda_barrier_run<S>& r, const cuda_token_barrier
 
 // Bytes of workspace barrier_per_token(cuda, ..., form) needs for B sequences of N tokens under
 // `heads` (cuda/barrier_layout.hpp lists the buffers), or with `backward` barrier_backward(cuda,
-// ...), which computes in the packed form only (form general or automatic). Only the extents of
-// the heads' views are read.
+// ..., form). Only the extents of the heads' views are read.
 template <class S>
 std::size_t barrier_workspace_bytes(cuda, index B, index N, const cuda_heads<S>& heads,
                                     const attention_core_params& attention = {}, bool backward = false,
@@ -197,13 +196,11 @@ std::size_t barrier_workspace_bytes(cuda, index B, index N, const cuda_heads<S>&
   detail::require(N > 0, "N", "must be positive, got ", N);
   detail::require(heads.W_Q.batch > 0 && heads.W_Q.cols > 0, "heads.W_Q", "expected at least one head of p >= 1");
   detail::validate_form(form, "form");
-  detail::require(!backward || form != jacobian_form::projected, "form",
-                  "the backward on the GPU computes in the packed form only (jacobian_form::general)");
   const index p = heads.W_Q.cols;
   const batched_view<const S> extents{nullptr, B, N, p, N * p, p};
   return detail::cuda_barrier_bytes(extents, heads, attention.causal_mask,
                                     backward ? detail::barrier_pass::backward : detail::barrier_pass::forward,
-                                    backward ? jacobian_form::general : detail::resolve_cuda_form(form, N, p, heads));
+                                    detail::resolve_cuda_form(form, N, p, heads));
 }
 
 // b_t, log|det J_t| and the sign of det J_t for every token of the B sequences of U (B, N, p)
@@ -225,8 +222,9 @@ void barrier_per_token(cuda backend, const cuda_token_barrier<S>& out, const bat
       detail::validate_cuda_barrier(out, U, heads, attention, barrier, workspace, workspace_bytes, form);
   const detail::blas_scope scope(backend.blas, backend.stream);
   if (resolved == jacobian_form::projected)
-    detail::projected_forward_pass(detail::cuda_projected_run<S>(backend, U, heads, attention, workspace), out,
-                                   barrier);
+    detail::projected_forward_pass(
+        detail::cuda_projected_run<S>(backend, U, heads, attention, workspace, detail::barrier_pass::forward), out,
+        barrier);
   else
     detail::barrier_forward_pass(detail::cuda_barrier_run<S>(backend, U, heads, attention, workspace,
                                                               detail::barrier_pass::forward),

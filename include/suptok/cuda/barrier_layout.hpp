@@ -36,8 +36,22 @@
 //   M         (B, N, w)     one head's moments sum_s a_ts Z_s, then X_t = Cov_a(v, k) in place
 //   Cq        (B, N, n)     q_t^T KO_h (inclusive mask only)
 //   J         (B N, n, n)   J'_t = I - K_t and then its LU;  J_ptr, pivots (B N, n), info as above
+// The backward (barrier_backward(cuda, ..., jacobian_form::projected)) adds, in the order listed:
+//   Inv       (B N, n, n)   J'_t^{-1};  Inv_ptr (B N) pointers for the batched inverse
+//   W, dW     (p, n)        [W_O^0 ... W_O^{H-1}] and its gradient
+//   dP        (B, N, N)     one head's da_ts, then dl_ts
+//   R         (B, N, w)     per token the gradient of its moments M_t
+//   e, ones   (B N)         the inclusive mask's da_tt;  ones (to sum over tokens)
+//   att       (B N)         a_tt (inclusive mask only)
+//   ddv       (B, N, d_v)   the gradient of v_t through v_t - vbar_t (inclusive mask only)
+//   dCq       (B, N, n)     the gradient of q_t^T KO_h (inclusive mask only)
+//   Y         (B N, d_k, n) per token X_t^T dK_t[h], summed into dPQ (d_k, n)
+//   dKO       (d_k, n), dVOt (n, d_v)   the gradients of KO_h and VO_h^T (inclusive mask only)
+//   dQ, dK    (B, N, d_k)   one head's gradients of Q and K;  dVs, dKs (B, N, d_v), (B, N, d_k)
+//                           those of the centred values and keys
+//   Un        (B, N, p)     U, contiguous
 // For the GPT-2-small layer (B = 1, N = 1024, p = 768, H = 12, d_k = d_v = 64): about 2.5 GB in
-// float, J'_t's 2.4 GB of it.
+// float, J'_t's 2.4 GB of it; the backward adds about 2.7 GB (J'_t^{-1} and Y).
 #pragma once
 
 #include <cstddef>
@@ -144,13 +158,16 @@ SUPTOK_HD inline index projected_moment_width(index d_v, index d_k) { return d_v
 struct cuda_projected_layout {
   std::size_t PQ = 0, KO = 0, VO = 0, mean = 0, Uc = 0, Q = 0, K = 0, P = 0, Z = 0, M = 0, Cq = 0, J = 0;
   std::size_t J_ptr = 0, pivots = 0, info = 0;
+  std::size_t Inv = 0, Inv_ptr = 0, W = 0, dW = 0, dP = 0, R = 0, e = 0, ones = 0, att = 0, ddv = 0, dCq = 0;
+  std::size_t Y = 0, dPQ = 0, dKO = 0, dVOt = 0, dQ = 0, dK = 0, dVs = 0, dKs = 0, Un = 0;
   std::size_t bytes = 0;  // the whole workspace
 };
 
 // The projected form's layout for B sequences of N tokens, H heads of p, d_k and d_v, scalar of
-// scalar_bytes bytes; KO, VO and Cq are empty under the strict mask.
+// scalar_bytes bytes; the inclusive mask's buffers are empty under the strict mask, the backward's
+// for the forward pass.
 inline cuda_projected_layout projected_layout(index B, index N, index p, index H, index d_k, index d_v, mask m,
-                                              std::size_t scalar_bytes) {
+                                              std::size_t scalar_bytes, barrier_pass pass = barrier_pass::forward) {
   const double tokens = double(B) * double(N), n = double(H) * double(d_v);
   const double w = double(d_v) * double(d_k) + double(d_v) + double(d_k);
   const double inclusive = m == mask::inclusive ? 1 : 0;
@@ -172,6 +189,27 @@ inline cuda_projected_layout projected_layout(index B, index N, index p, index H
   l.J_ptr = ws.take(tokens, sizeof(void*));
   l.pivots = ws.take(tokens * n, sizeof(int));
   l.info = ws.take(tokens, sizeof(int));
+  const double back = pass == barrier_pass::backward ? 1 : 0, back_inclusive = back * inclusive;
+  l.Inv = ws.take(back * tokens * n * n, s);
+  l.Inv_ptr = ws.take(back * tokens, sizeof(void*));
+  l.W = ws.take(back * p * n, s);
+  l.dW = ws.take(back * p * n, s);
+  l.dP = ws.take(back * tokens * N, s);
+  l.R = ws.take(back * tokens * w, s);
+  l.e = ws.take(back * tokens, s);
+  l.ones = ws.take(back * tokens, s);
+  l.att = ws.take(back_inclusive * tokens, s);
+  l.ddv = ws.take(back_inclusive * tokens * d_v, s);
+  l.dCq = ws.take(back_inclusive * tokens * n, s);
+  l.Y = ws.take(back * tokens * d_k * n, s);
+  l.dPQ = ws.take(back * d_k * n, s);
+  l.dKO = ws.take(back_inclusive * d_k * n, s);
+  l.dVOt = ws.take(back_inclusive * n * d_v, s);
+  l.dQ = ws.take(back * tokens * d_k, s);
+  l.dK = ws.take(back * tokens * d_k, s);
+  l.dVs = ws.take(back * tokens * d_v, s);
+  l.dKs = ws.take(back * tokens * d_k, s);
+  l.Un = ws.take(back * tokens * p, s);
   l.bytes = ws.bytes();
   return l;
 }

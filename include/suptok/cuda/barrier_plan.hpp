@@ -190,9 +190,24 @@ template <class S>
 std::size_t cuda_barrier_bytes(const batched_view<const S>& U, const cuda_heads<S>& heads, mask m, barrier_pass pass,
                                jacobian_form form = jacobian_form::general) {
   if (form == jacobian_form::projected)
-    return projected_layout(U.batch, U.rows, U.cols, heads.W_Q.batch, heads.W_Q.rows, heads.W_V.rows, m, sizeof(S))
+    return projected_layout(U.batch, U.rows, U.cols, heads.W_Q.batch, heads.W_Q.rows, heads.W_V.rows, m, sizeof(S),
+                            pass)
         .bytes;
   return barrier_layout(U.batch, U.rows, U.cols, heads.W_Q.batch, heads.W_Q.rows, m, sizeof(S), pass).bytes;
+}
+
+// The form (named `form`), then U and the heads as validate_cuda_barrier_operands with the resolved
+// form's limit on p (cuda_max_packed_p for the packed form); returns the resolved form.
+template <class S>
+jacobian_form validate_cuda_form_operands(const batched_view<const S>& U, const cuda_heads<S>& heads,
+                                          jacobian_form form) {
+  validate_form(form, "form");
+  const jacobian_form resolved = resolve_cuda_form(form, U.rows, U.cols, heads);
+  if (resolved == jacobian_form::general)
+    validate_cuda_barrier_operands(U, heads, cuda_max_packed_p, packed_form_limit);
+  else
+    validate_cuda_barrier_operands(U, heads, std::numeric_limits<index>::max(), "the projected form");
+  return resolved;
 }
 
 // The checks of barrier_per_token(cuda, ...), before anything is enqueued, in the order: attention
@@ -207,12 +222,7 @@ jacobian_form validate_cuda_barrier(const cuda_token_barrier<S>& out, const batc
                                     std::size_t workspace_bytes, jacobian_form form = jacobian_form::general) {
   validate_cuda_attention_params(attention);
   validate_barrier(barrier);
-  validate_form(form, "form");
-  const jacobian_form resolved = resolve_cuda_form(form, U.rows, U.cols, heads);
-  if (resolved == jacobian_form::general)
-    validate_cuda_barrier_operands(U, heads, cuda_max_packed_p, packed_form_limit);
-  else
-    validate_cuda_barrier_operands(U, heads, std::numeric_limits<index>::max(), "the projected form");
+  const jacobian_form resolved = validate_cuda_form_operands(U, heads, form);
   validate_batched(out.b, U.batch, U.rows, 1, "out.b");
   validate_batched(out.log_abs, U.batch, U.rows, 1, "out.log_abs");
   validate_batched(out.sign, U.batch, U.rows, 1, "out.sign");
@@ -225,20 +235,21 @@ jacobian_form validate_cuda_barrier(const cuda_token_barrier<S>& out, const batc
   return resolved;
 }
 
-// The checks of barrier_backward(cuda, ...): attention and barrier parameters, U, the heads, the
-// extents of out.b, out.log_abs, out.sign, db (B, N, 1), then grad.dU (B, N, p), grad.dW_Q,
+// The checks of barrier_backward(cuda, ...): attention and barrier parameters, the form, U, the
+// heads, the extents of out.b, out.log_abs, out.sign, db (B, N, 1), then grad.dU (B, N, p), grad.dW_Q,
 // grad.dW_K (H, d_k, p), grad.dW_V (H, d_v, p), grad.dW_O (H, p, d_v), the workspace (the
 // backward's size), then the address ranges: out.*, the workspace and the gradients, in that
-// order, each apart from the inputs (db among them) and from those before it.
+// order, each apart from the inputs (db among them) and from those before it. Returns the form,
+// automatic resolved.
 template <class S>
-void validate_cuda_barrier_backward(const cuda_barrier_gradients<S>& grad, const cuda_token_barrier<S>& out,
-                                    const batched_view<const S>& db, const batched_view<const S>& U,
-                                    const cuda_heads<S>& heads, const attention_core_params& attention,
-                                    const barrier_params& barrier, const void* workspace,
-                                    std::size_t workspace_bytes) {
+jacobian_form validate_cuda_barrier_backward(const cuda_barrier_gradients<S>& grad, const cuda_token_barrier<S>& out,
+                                             const batched_view<const S>& db, const batched_view<const S>& U,
+                                             const cuda_heads<S>& heads, const attention_core_params& attention,
+                                             const barrier_params& barrier, const void* workspace,
+                                             std::size_t workspace_bytes, jacobian_form form = jacobian_form::general) {
   validate_cuda_attention_params(attention);
   validate_barrier(barrier);
-  validate_cuda_barrier_operands(U, heads, cuda_max_packed_p, packed_form_limit);
+  const jacobian_form resolved = validate_cuda_form_operands(U, heads, form);
   const index B = U.batch, N = U.rows, p = U.cols, H = heads.W_Q.batch, d_k = heads.W_Q.rows, d_v = heads.W_V.rows;
   validate_batched(out.b, B, N, 1, "out.b");
   validate_batched(out.log_abs, B, N, 1, "out.log_abs");
@@ -250,13 +261,14 @@ void validate_cuda_barrier_backward(const cuda_barrier_gradients<S>& grad, const
   validate_batched(grad.dW_V, H, d_v, p, "grad.dW_V");
   validate_batched(grad.dW_O, H, p, d_v, "grad.dW_O");
   validate_cuda_workspace(workspace, workspace_bytes,
-                          cuda_barrier_bytes(U, heads, attention.causal_mask, barrier_pass::backward));
+                          cuda_barrier_bytes(U, heads, attention.causal_mask, barrier_pass::backward, resolved));
   require_disjoint({span_of(U, "U"), span_of(heads.W_Q, "heads.W_Q"), span_of(heads.W_K, "heads.W_K"),
                     span_of(heads.W_V, "heads.W_V"), span_of(heads.W_O, "heads.W_O"), span_of(db, "db")},
                    {span_of(out.b, "out.b"), span_of(out.log_abs, "out.log_abs"), span_of(out.sign, "out.sign"),
                     span_of(workspace_view(workspace, workspace_bytes), "workspace"), span_of(grad.dU, "grad.dU"),
                     span_of(grad.dW_Q, "grad.dW_Q"), span_of(grad.dW_K, "grad.dW_K"), span_of(grad.dW_V, "grad.dW_V"),
                     span_of(grad.dW_O, "grad.dW_O")});
+  return resolved;
 }
 
 // The checks of token_margins(cuda, ...): the attention parameters, U, the heads, p <=

@@ -73,6 +73,8 @@ struct cuda_projected_buffers {
   S *PQ, *KO, *VO, *mean, *Uc, *Q, *K, *P, *Z, *M, *Cq, *J;
   S** J_ptr;
   int *pivots, *info;
+  S *Inv, *W, *dW, *dP, *R, *e, *ones, *att, *ddv, *dCq, *Y, *dPQ, *dKO, *dVOt, *dQ, *dK, *dVs, *dKs, *Un;
+  S** Inv_ptr;
 
   cuda_projected_buffers(void* workspace, const cuda_projected_layout& l) {
     char* base = static_cast<char*>(workspace);
@@ -82,6 +84,10 @@ struct cuda_projected_buffers {
     J_ptr = reinterpret_cast<S**>(base + l.J_ptr);
     pivots = reinterpret_cast<int*>(base + l.pivots);
     info = reinterpret_cast<int*>(base + l.info);
+    Inv = at(l.Inv), W = at(l.W), dW = at(l.dW), dP = at(l.dP), R = at(l.R), e = at(l.e), ones = at(l.ones);
+    att = at(l.att), ddv = at(l.ddv), dCq = at(l.dCq), Y = at(l.Y), dPQ = at(l.dPQ), dKO = at(l.dKO);
+    dVOt = at(l.dVOt), dQ = at(l.dQ), dK = at(l.dK), dVs = at(l.dVs), dKs = at(l.dKs), Un = at(l.Un);
+    Inv_ptr = reinterpret_cast<S**>(base + l.Inv_ptr);
   }
 };
 
@@ -92,11 +98,11 @@ struct cuda_projected_run : cuda_barrier_operands<S> {
   cuda_projected_buffers<S> buf;
 
   cuda_projected_run(const cuda& backend, const batched_view<const S>& U_, const cuda_heads<S>& heads_,
-                     const attention_core_params& attention, void* workspace)
+                     const attention_core_params& attention, void* workspace, barrier_pass pass)
       : cuda_barrier_operands<S>(backend, U_, heads_, attention), n(this->H * this->d_v),
         w(projected_moment_width(this->d_v, this->d_k)),
-        buf(workspace, projected_layout(this->B, this->N, this->p, this->H, this->d_k, this->d_v, this->m, sizeof(S))) {
-  }
+        buf(workspace,
+            projected_layout(this->B, this->N, this->p, this->H, this->d_k, this->d_v, this->m, sizeof(S), pass)) {}
 };
 
 // out_h = scale W^h [W_O^0 ... W_O^{H-1}] ((rows, n) for every head h of W (H, rows, p)): per head
@@ -110,9 +116,10 @@ void times_outputs(const cuda_projected_run<S>& r, const batched_view<const S>& 
                     {Wo.data, Wo.row_stride, Wo.batch_stride}, S(0), out + h * W.rows * r.n, r.n, r.d_v, r.H, call);
 }
 
-// Step 3 for head h: its rows of every J'_t.
+// Step 3 for head h up to its terms: Q, K, the weights a_ts in P, Z, X_t in M and, under the
+// inclusive mask, q_t^T KO_h in Cq.
 template <class S>
-void projected_head_rows(const cuda_projected_run<S>& r, index h) {
+void projected_head_terms(const cuda_projected_run<S>& r, index h) {
   const auto& Wk = r.heads.W_K;
   const auto& Wv = r.heads.W_V;
   const index N = r.N, n = r.n, w = r.w, d_k = r.d_k, d_v = r.d_v, vk = d_v * d_k;
@@ -129,13 +136,22 @@ void projected_head_rows(const cuda_projected_run<S>& r, index h) {
   causal_moments(r, b.P, b.Z, w, b.M);
   cross_covariance_kernel<S><<<unsigned(r.tokens), threads, 0, r.stream>>>(b.M, N, d_v, d_k, r.m);
   check_launch("cross_covariance_kernel launch");
-  gemm_batched<S>(r.blas, d_v, n, d_k, S(-1), {b.M, d_k, w}, {b.PQ + h * d_k * n, n, 0}, S(1), b.J + h * d_v * n, n,
+  if (r.m == mask::inclusive)
+    gemm_batched<S>(r.blas, N, n, d_k, S(1), {b.Q, d_k, N * d_k}, {b.KO + h * d_k * n, n, 0}, S(0), b.Cq, n, N * n,
+                    r.B, "cublasXgemmStridedBatched(q KO)");
+}
+
+// Step 3 for head h: its rows of every J'_t.
+template <class S>
+void projected_head_rows(const cuda_projected_run<S>& r, index h) {
+  const index n = r.n, d_k = r.d_k, d_v = r.d_v;
+  const cuda_projected_buffers<S>& b = r.buf;
+  projected_head_terms(r, h);
+  gemm_batched<S>(r.blas, d_v, n, d_k, S(-1), {b.M, d_k, r.w}, {b.PQ + h * d_k * n, n, 0}, S(1), b.J + h * d_v * n, n,
                   n * n, r.tokens, "cublasXgemmStridedBatched(X PQ)");
   if (r.m != mask::inclusive) return;
-  gemm_batched<S>(r.blas, N, n, d_k, S(1), {b.Q, d_k, N * d_k}, {b.KO + h * d_k * n, n, 0}, S(0), b.Cq, n, N * n,
-                  r.B, "cublasXgemmStridedBatched(q KO)");
-  projected_inclusive_kernel<S><<<unsigned(r.tokens), threads, 0, r.stream>>>(b.J, b.P, b.Z, b.M, b.VO + h * d_v * n,
-                                                                               b.Cq, N, n, d_v, d_k, h);
+  projected_inclusive_kernel<S><<<unsigned(r.tokens), cuda_barrier_threads, 0, r.stream>>>(
+      b.J, b.P, b.Z, b.M, b.VO + h * d_v * n, b.Cq, r.N, n, d_v, d_k, h);
   check_launch("projected_inclusive_kernel launch");
 }
 
