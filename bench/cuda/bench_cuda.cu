@@ -18,6 +18,9 @@
 //                   and an add) plus 4 B N p^3 of block products
 //   barrier_fwd_bwd the same forward and barrier_backward(cuda, ...) to U and every weight of the
 //                   mean penalty; flops 3 times the forward's (torch_gpu.py's count)
+//   barrier_moments the moment products of that forward alone, M = P X for one head (the causal
+//                   row blocks of cuBLAS products, detail::causal_moments); flops B N^2 w, for the
+//                   issue's target of half the FP32 peak (no PyTorch counterpart)
 //   layer_barrier_fwd  barrier forward, projected form, one sequence of a GPT-2-small layer's
 //                   shape (N = 1024, p = 768, H = 12, d_k = d_v = 64; no biases: the CUDA heads
 //                   take none, PyTorch's adds three vectors), strict mask, exact policy, float;
@@ -152,6 +155,31 @@ void barrier(bool backward, int reps) {
   report(backward ? "barrier_fwd_bwd" : "barrier_fwd", "float", ms, backward ? 3 * flops : flops, bytes);
 }
 
+// barrier_moments: M = P X (B, N, w) over the causal row blocks, P of softmax-like rows (their
+// values do not change the time), X the packed rows of N(0, 1) tokens.
+void barrier_moments(int reps) {
+  const index B = 8, N = 2048, p = 64, w = p * (p + 3) / 2;
+  const std::vector<float> weights = normal_values<float>(B * N * N, 1.f / float(N), 12),
+                           rows = normal_values<float>(B * N * w, 1.f, 13);
+  device_buffer<float> P(weights.size()), X(rows.size()), M(rows.size()), dummy(p);
+  upload(P, weights);
+  upload(X, rows);
+  cublasHandle_t blas = nullptr;
+  suptok::detail::cublas_check(cublasCreate(&blas), "cublasCreate");
+  const suptok::batched_view<const float> U{dummy.data, B, N, p, 0, 0};  // extents only
+  const suptok::cuda_heads<float> heads{{dummy.data, 1, p, p, 0, 0}, {dummy.data, 1, p, p, 0, 0},
+                                        {dummy.data, 1, p, p, 0, 0}, {dummy.data, 1, p, p, 0, 0}};
+  const suptok::detail::cuda_barrier_operands<float> operands(suptok::cuda{nullptr, blas}, U, heads,
+                                                              {suptok::mask::strict, 0});
+  double ms = 0;
+  {
+    const suptok::detail::blas_scope scope(blas, nullptr);  // the default math mode, as the barrier's calls
+    ms = median_ms(reps, [&] { suptok::detail::causal_moments(operands, P.data, X.data, w, M.data); });
+  }
+  cublasDestroy(blas);
+  report("barrier_moments", "float", ms, double(B) * double(N) * double(N) * double(w), 0);
+}
+
 // layer_barrier_fwd, or with `backward` layer_barrier_fwd_bwd: the projected form at GPT-2-small's
 // width, the backward to U and every weight of the mean penalty.
 void layer_barrier(bool backward, int reps) {
@@ -216,6 +244,7 @@ int main(int argc, char** argv) {
   attention_fwd<__nv_bfloat16>("attention_fwd_scalar", "bf16", false, reps);
   barrier(false, reps);
   barrier(true, reps);
+  barrier_moments(reps);
   layer_barrier(false, reps);
   layer_barrier(true, reps);
   return 0;
