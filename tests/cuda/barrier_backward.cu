@@ -2,7 +2,7 @@
 // against the library's reference gradients in double
 // (barrier_penalty_batch_backward, barrier_reference.cpp) on seeded inputs: the forward test's
 // sweep of shapes (one token, the first non-trivial tokens, the row blocks of 256, p from 1 to 33
-// with d_k != d_v, one and three heads and sequences), both masks, the three policies, U and dU
+// with d_k != d_v, one to eight heads, n = H d_v up to 128), both masks, the three policies, U and dU
 // with padded row strides, float and double. db_t = 1 / n on the n counted tokens (t >=
 // first_nontrivial) and 0 elsewhere, so that the GPU's gradients are those of the reference's mean
 // penalty. The gradients are filled with NaN first: an element left unwritten fails. Exits 77

@@ -25,13 +25,15 @@ struct barrier_shape {
   index B, N, p, H, d_k, d_v;
 };
 
-// The sweep of both barrier tests: one token, the first non-trivial tokens, the moment products'
-// row blocks of 256 (N = 256, 257, 300), p from 1 to 33 with d_k != d_v, one and three heads and
-// sequences.
+// The sweep of the barrier tests: one token, the first non-trivial tokens, the moment products'
+// row blocks of 256 (N = 256, 257, 300), p from 1 to 33 with d_k != d_v, one to eight heads, one
+// to three sequences; n = H d_v from 1 to 128, beyond the 32 up to which cuBLAS's batched LU
+// may take another path (the projected form's LU is of size n).
 inline constexpr barrier_shape barrier_sweep[] = {{1, 1, 3, 1, 2, 2},     {1, 3, 1, 1, 1, 1},
                                                   {3, 4, 5, 2, 3, 4},     {1, 31, 8, 3, 4, 2},
                                                   {2, 65, 16, 1, 16, 16}, {1, 256, 9, 3, 5, 7},
-                                                  {2, 257, 12, 2, 6, 4},  {1, 300, 33, 1, 8, 16}};
+                                                  {2, 257, 12, 2, 6, 4},  {1, 300, 33, 1, 8, 16},
+                                                  {2, 37, 10, 6, 4, 12},  {1, 20, 16, 8, 8, 16}};
 // The policies they use: extended with z0 = 0.5 (so that the heads of scale 3 cross it), clamp
 // with eps = 0.5, exact.
 inline constexpr barrier_params sweep_extended{extension::extended, 1e-8, 0.5};

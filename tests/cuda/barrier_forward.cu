@@ -1,8 +1,8 @@
 // barrier_per_token(cuda, ...) in both forms (packed: jacobian_form::general, and projected)
 // against the library's reference path in double (barrier_reference.cpp: the general form's J_t)
 // on seeded inputs over a sweep of shapes: one token, the first non-trivial tokens, the moment
-// products' row blocks of 256 (N = 256, 257, 300), p from 1 to 33 with d_k != d_v, one and three
-// heads (n = H d_v above and below p), one and three sequences, both masks, the three policies, a
+// products' row blocks of 256 (N = 256, 257, 300), p from 1 to 33 with d_k != d_v, one to eight
+// heads (n = H d_v from 1 to 128, above and below p), one to three sequences, both masks, the three policies, a
 // padded row stride for U, in float and in double. Exits 77 (ctest: skipped) without a usable GPU.
 //
 // Tolerances (derived, then measured on a GPU). The reference takes the inputs as the GPU reads
