@@ -97,30 +97,28 @@ __global__ void softmax_backward_kernel(S* dP, const S* P, const S* e, index row
   for (index s = lane; s < N; s += 32) dl[s] = s < end ? a[s] * (da(s) - D) : S(0);
 }
 
-// dP = R X^T (B, N, N) against the keys each row block of cuda_moment_row_block queries can see:
-// da_ts = R_t . X_s, the gradient of the weights a_ts through M_t = sum_s a_ts X_s (entries past a
-// row's own past are left for softmax_backward_kernel to zero; rows of an empty past not written).
+// dP = R X^T (B, N, N) by row blocks (for_each_causal_block): da_ts = R_t . X_s, the gradient of
+// the weights a_ts through M_t = sum_s a_ts X_s (entries past a row's own past are left for
+// softmax_backward_kernel to zero; rows of an empty past not written).
 template <class S>
 void causal_moment_gradients(const cuda_barrier_operands<S>& r, const S* R, const S* X, index w, S* dP) {
   const index N = r.N;
-  for (index r0 = 0; r0 < N; r0 += cuda_moment_row_block) {
-    const index r1 = std::min(N, r0 + cuda_moment_row_block), keys = past_end(r1 - 1, r.m);
-    if (keys == 0) continue;
+  for_each_causal_block(N, r.m, [&](index r0, index r1, index keys) {
+    if (keys == 0) return;
     gemm_batched<S>(r.blas, r1 - r0, keys, w, S(1), {R + r0 * w, w, N * w}, {X, w, N * w, true}, S(0), dP + r0 * N, N,
                     N * N, r.B, "cublasXgemmStridedBatched(R X^T)");
-  }
+  });
 }
 
-// E = P^T R (B, N, w): E_s = sum_t a_ts R_t, the gradient of the rows X_s, rows s in blocks against
-// the queries t >= r0 that can see them.
+// E = P^T R (B, N, w): E_s = sum_t a_ts R_t, the gradient of the rows X_s, rows s by blocks
+// against the queries t >= r0 that can see them.
 template <class S>
 void moment_sources(const cuda_barrier_operands<S>& r, const S* P, const S* R, index w, S* E) {
   const index N = r.N;
-  for (index r0 = 0; r0 < N; r0 += cuda_moment_row_block) {
-    const index r1 = std::min(N, r0 + cuda_moment_row_block);
+  for_each_causal_block(N, r.m, [&](index r0, index r1, index) {
     gemm_batched<S>(r.blas, r1 - r0, w, N - r0, S(1), {P + r0 * N + r0, N, N * N, true}, {R + r0 * w, w, N * w}, S(0),
                     E + r0 * w, w, N * w, r.B, "cublasXgemmStridedBatched(a^T R)");
-  }
+  });
 }
 
 // The logits' backward for head h: dQ = dl K / tau and dK = dl^T Q / tau (B, N, d_k), dl in dP.

@@ -140,18 +140,27 @@ void attention_weights(const cuda_barrier_operands<S>& r, index h, S* Q, S* K, S
   check_launch("causal_softmax_kernel launch");
 }
 
-// M = P X (B, N, w) for the weights P (B, N, N) and per-token rows X (B, N, w): row blocks of
-// cuda_moment_row_block queries against the keys they can see. Rows of an empty past are not
-// written (their callers set what depends on them).
+// Calls f(r0, r1, keys) for the row blocks [r0, r1) of cuda_moment_row_block tokens of a sequence
+// of N; keys: the tokens the block's last row can see.
+template <class F>
+void for_each_causal_block(index N, mask m, F&& f) {
+  for (index r0 = 0; r0 < N; r0 += cuda_moment_row_block) {
+    const index r1 = std::min(N, r0 + cuda_moment_row_block);
+    f(r0, r1, past_end(r1 - 1, m));
+  }
+}
+
+// M = P X (B, N, w) for the weights P (B, N, N) and per-token rows X (B, N, w), by row blocks
+// (for_each_causal_block). Rows of an empty past are not written (their callers set what depends
+// on them).
 template <class S>
 void causal_moments(const cuda_barrier_operands<S>& r, const S* P, const S* X, index w, S* M) {
   const index N = r.N;
-  for (index r0 = 0; r0 < N; r0 += cuda_moment_row_block) {
-    const index r1 = std::min(N, r0 + cuda_moment_row_block), keys = past_end(r1 - 1, r.m);
-    if (keys == 0) continue;
+  for_each_causal_block(N, r.m, [&](index r0, index r1, index keys) {
+    if (keys == 0) return;
     gemm_batched<S>(r.blas, r1 - r0, w, keys, S(1), {P + r0 * N, N, N * N}, {X, w, N * w}, S(0), M + r0 * w, w, N * w,
                     r.B, "cublasXgemmStridedBatched(moments)");
-  }
+  });
 }
 
 // The LU of the tokens' n x n matrices J (in place; pivots, info and the pointers J_ptr in the

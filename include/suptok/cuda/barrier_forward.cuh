@@ -196,11 +196,9 @@ std::size_t barrier_workspace_bytes(cuda, index B, index N, const cuda_heads<S>&
   detail::require(N > 0, "N", "must be positive, got ", N);
   detail::require(heads.W_Q.batch > 0 && heads.W_Q.cols > 0, "heads.W_Q", "expected at least one head of p >= 1");
   detail::validate_form(form, "form");
-  const index p = heads.W_Q.cols;
-  const batched_view<const S> extents{nullptr, B, N, p, N * p, p};
-  return detail::cuda_barrier_bytes(extents, heads, attention.causal_mask,
+  return detail::cuda_barrier_bytes(B, N, heads, attention.causal_mask,
                                     backward ? detail::barrier_pass::backward : detail::barrier_pass::forward,
-                                    detail::resolve_cuda_form(form, N, p, heads));
+                                    detail::resolve_cuda_form(form, N, heads.W_Q.cols, heads));
 }
 
 // b_t, log|det J_t| and the sign of det J_t for every token of the B sequences of U (B, N, p)

@@ -13,7 +13,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
-#include <limits>
 #include <string>
 #include <utility>
 
@@ -124,11 +123,9 @@ inline void validate_cuda_attention_params(const attention_core_params& attentio
           "must be finite and positive (or 0 for sqrt(d_k)), got ", attention.temperature);
 }
 
-// U (non-empty, extents, pointer, strides), the heads, then the limits: p <= max_p and at most
-// 2^31 - 1 tokens (named `U`). `form` says what bounds p, for the message.
+// U (non-empty, extents, pointer, strides), the heads, then at most 2^31 - 1 tokens (named `U`).
 template <class S>
-void validate_cuda_barrier_operands(const batched_view<const S>& U, const cuda_heads<S>& heads, index max_p,
-                                    const char* form) {
+void validate_cuda_barrier_operands(const batched_view<const S>& U, const cuda_heads<S>& heads) {
   require(U.batch > 0 && U.rows > 0 && U.cols > 0, "U", "empty: ", U.batch, " x ", U.rows, " x ", U.cols);
   const index B = U.batch, N = U.rows, p = U.cols;
   validate_batched(U, B, N, p, "U");
@@ -140,9 +137,14 @@ void validate_cuda_barrier_operands(const batched_view<const S>& U, const cuda_h
   validate_batched(heads.W_K, H, d_k, p, "heads.W_K");
   validate_batched(heads.W_V, H, d_v, p, "heads.W_V");
   validate_batched(heads.W_O, H, p, d_v, "heads.W_O");
-  require(p <= max_p, "U", form, ", for p <= ", max_p, ", got p = ", p);
   require(double(B) * double(N) <= 2147483647.0, "U", "at most 2^31 - 1 tokens in all (cuBLAS's batch count), got ",
           double(B) * double(N));
+}
+
+// p <= max_p for a call whose memory grows with p (named `U`); `why` says what bounds it.
+template <class S>
+void require_cuda_width(const batched_view<const S>& U, index max_p, const char* why) {
+  require(U.cols <= max_p, "U", why, ", for p <= ", max_p, ", got p = ", U.cols);
 }
 
 // A workspace of at least `needed` bytes, non-null and aligned (its overlaps are checked with the
@@ -185,28 +187,26 @@ jacobian_form resolve_cuda_form(jacobian_form form, index N, index p, const cuda
              : jacobian_form::general;
 }
 
-// The workspace of a call in `form` (general: the packed form; not automatic) for `pass`.
+// The workspace of a call in `form` (general: the packed form; not automatic) for `pass`, for B
+// sequences of N tokens under the heads (p = heads.W_Q.cols).
 template <class S>
-std::size_t cuda_barrier_bytes(const batched_view<const S>& U, const cuda_heads<S>& heads, mask m, barrier_pass pass,
+std::size_t cuda_barrier_bytes(index B, index N, const cuda_heads<S>& heads, mask m, barrier_pass pass,
                                jacobian_form form = jacobian_form::general) {
+  const index p = heads.W_Q.cols, H = heads.W_Q.batch, d_k = heads.W_Q.rows;
   if (form == jacobian_form::projected)
-    return projected_layout(U.batch, U.rows, U.cols, heads.W_Q.batch, heads.W_Q.rows, heads.W_V.rows, m, sizeof(S),
-                            pass)
-        .bytes;
-  return barrier_layout(U.batch, U.rows, U.cols, heads.W_Q.batch, heads.W_Q.rows, m, sizeof(S), pass).bytes;
+    return projected_layout(B, N, p, H, d_k, heads.W_V.rows, m, sizeof(S), pass).bytes;
+  return barrier_layout(B, N, p, H, d_k, m, sizeof(S), pass).bytes;
 }
 
-// The form (named `form`), then U and the heads as validate_cuda_barrier_operands with the resolved
-// form's limit on p (cuda_max_packed_p for the packed form); returns the resolved form.
+// The form (named `form`), then U and the heads (validate_cuda_barrier_operands) and, in the packed
+// form, p <= cuda_max_packed_p; returns the form, automatic resolved.
 template <class S>
 jacobian_form validate_cuda_form_operands(const batched_view<const S>& U, const cuda_heads<S>& heads,
                                           jacobian_form form) {
   validate_form(form, "form");
   const jacobian_form resolved = resolve_cuda_form(form, U.rows, U.cols, heads);
-  if (resolved == jacobian_form::general)
-    validate_cuda_barrier_operands(U, heads, cuda_max_packed_p, packed_form_limit);
-  else
-    validate_cuda_barrier_operands(U, heads, std::numeric_limits<index>::max(), "the projected form");
+  validate_cuda_barrier_operands(U, heads);
+  if (resolved == jacobian_form::general) require_cuda_width(U, cuda_max_packed_p, packed_form_limit);
   return resolved;
 }
 
@@ -226,8 +226,9 @@ jacobian_form validate_cuda_barrier(const cuda_token_barrier<S>& out, const batc
   validate_batched(out.b, U.batch, U.rows, 1, "out.b");
   validate_batched(out.log_abs, U.batch, U.rows, 1, "out.log_abs");
   validate_batched(out.sign, U.batch, U.rows, 1, "out.sign");
-  validate_cuda_workspace(workspace, workspace_bytes,
-                          cuda_barrier_bytes(U, heads, attention.causal_mask, barrier_pass::forward, resolved));
+  validate_cuda_workspace(
+      workspace, workspace_bytes,
+      cuda_barrier_bytes(U.batch, U.rows, heads, attention.causal_mask, barrier_pass::forward, resolved));
   require_disjoint({span_of(U, "U"), span_of(heads.W_Q, "heads.W_Q"), span_of(heads.W_K, "heads.W_K"),
                     span_of(heads.W_V, "heads.W_V"), span_of(heads.W_O, "heads.W_O")},
                    {span_of(out.b, "out.b"), span_of(out.log_abs, "out.log_abs"), span_of(out.sign, "out.sign"),
@@ -260,8 +261,9 @@ jacobian_form validate_cuda_barrier_backward(const cuda_barrier_gradients<S>& gr
   validate_batched(grad.dW_K, H, d_k, p, "grad.dW_K");
   validate_batched(grad.dW_V, H, d_v, p, "grad.dW_V");
   validate_batched(grad.dW_O, H, p, d_v, "grad.dW_O");
-  validate_cuda_workspace(workspace, workspace_bytes,
-                          cuda_barrier_bytes(U, heads, attention.causal_mask, barrier_pass::backward, resolved));
+  validate_cuda_workspace(
+      workspace, workspace_bytes,
+      cuda_barrier_bytes(U.batch, U.rows, heads, attention.causal_mask, barrier_pass::backward, resolved));
   require_disjoint({span_of(U, "U"), span_of(heads.W_Q, "heads.W_Q"), span_of(heads.W_K, "heads.W_K"),
                     span_of(heads.W_V, "heads.W_V"), span_of(heads.W_O, "heads.W_O"), span_of(db, "db")},
                    {span_of(out.b, "out.b"), span_of(out.log_abs, "out.log_abs"), span_of(out.sign, "out.sign"),
@@ -280,7 +282,8 @@ void validate_cuda_margins(const cuda_token_margins<S>& out, const batched_view<
                            const cuda_heads<S>& heads, const attention_core_params& attention, const void* workspace,
                            std::size_t workspace_bytes) {
   validate_cuda_attention_params(attention);
-  validate_cuda_barrier_operands(U, heads, cuda_max_margin_p, "the margins keep J_t (p, p) in shared memory");
+  validate_cuda_barrier_operands(U, heads);
+  require_cuda_width(U, cuda_max_margin_p, "the margins keep J_t (p, p) in shared memory");
   const index B = U.batch, N = U.rows;
   validate_batched(out.sign, B, N, 1, "out.sign");
   validate_batched(out.log_abs, B, N, 1, "out.log_abs");
@@ -289,7 +292,7 @@ void validate_cuda_margins(const cuda_token_margins<S>& out, const batched_view<
   validate_batched(out.sigma_max, B, N, 1, "out.sigma_max");
   validate_batched(out.kappa, B, N, 1, "out.kappa");
   validate_cuda_workspace(workspace, workspace_bytes,
-                          cuda_barrier_bytes(U, heads, attention.causal_mask, barrier_pass::forward));
+                          cuda_barrier_bytes(U.batch, U.rows, heads, attention.causal_mask, barrier_pass::forward));
   require_disjoint({span_of(U, "U"), span_of(heads.W_Q, "heads.W_Q"), span_of(heads.W_K, "heads.W_K"),
                     span_of(heads.W_V, "heads.W_V"), span_of(heads.W_O, "heads.W_O")},
                    {span_of(out.sign, "out.sign"), span_of(out.log_abs, "out.log_abs"),
