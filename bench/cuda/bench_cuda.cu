@@ -28,6 +28,11 @@
 //                   n = H d), torch_gpu.py's count
 //   layer_barrier_fwd_bwd  the same forward and barrier_backward(cuda, ..., projected) to U and
 //                   every weight of the mean penalty; flops 3 times the forward's
+//   layer_margins   token_margins(cuda, ..., projected) on that layer: sign, log|det J_t|,
+//                   sigma_min, sigma_max by 100 steps of each iteration (the default); flops: the
+//                   forward's count (no PyTorch counterpart: an exact SVD of 1024 blocks of 768,
+//                   torch_workloads.py's projected_layer_analysis, is not timed within the
+//                   check's few minutes of GPU time)
 #include <suptok/cuda.hpp>
 
 #include <cuda_bf16.h>
@@ -180,54 +185,89 @@ void barrier_moments(int reps) {
   report("barrier_moments", "float", ms, double(B) * double(N) * double(N) * double(w), 0);
 }
 
+// One sequence of a GPT-2-small layer's shape in device memory (no biases: the CUDA heads take
+// none), strict mask, and a cuBLAS handle.
+struct gpt2_layer {
+  static constexpr index N = 1024, p = 768, H = 12, d = 64, n = H * d;
+  device_buffer<float> u{N * p}, wq{H * d * p}, wk{H * d * p}, wv{H * d * p}, wo{H * p * d};
+  const suptok::attention_core_params attention{suptok::mask::strict, 0};
+  cublasHandle_t blas = nullptr;
+
+  gpt2_layer() {
+    upload(u, normal_values<float>(N * p, 1.f, 7));
+    upload(wq, normal_values<float>(H * d * p, 0.05f, 8));
+    upload(wk, normal_values<float>(H * d * p, 0.05f, 9));
+    upload(wv, normal_values<float>(H * d * p, 0.05f, 10));
+    upload(wo, normal_values<float>(H * p * d, 0.02f, 11));
+    suptok::detail::cublas_check(cublasCreate(&blas), "cublasCreate");
+  }
+  ~gpt2_layer() { cublasDestroy(blas); }
+  gpt2_layer(const gpt2_layer&) = delete;
+  gpt2_layer& operator=(const gpt2_layer&) = delete;
+
+  suptok::batched_view<const float> U() const { return {u.data, 1, N, p, N * p, p}; }
+  suptok::cuda_heads<float> heads() const {
+    const auto rows = [](const float* data) { return suptok::batched_view<const float>{data, H, d, p, d * p, p}; };
+    return {rows(wq.data), rows(wk.data), rows(wv.data), {wo.data, H, p, d, p * d, d}};
+  }
+  // The forward's flops: the value-key moments (causal half) and the LUs, torch_gpu.py's count.
+  static double forward_flops() {
+    return double(H) * double(N) * double(N) * double(d * d) + double(N) * 2.0 / 3.0 * std::pow(double(n), 3);
+  }
+};
+
 // layer_barrier_fwd, or with `backward` layer_barrier_fwd_bwd: the projected form at GPT-2-small's
 // width, the backward to U and every weight of the mean penalty.
 void layer_barrier(bool backward, int reps) {
-  const index N = 1024, p = 768, H = 12, d = 64, n = H * d;
-  const std::vector<float> u = normal_values<float>(N * p, 1.f, 7), wq = normal_values<float>(H * d * p, 0.05f, 8),
-                           wk = normal_values<float>(H * d * p, 0.05f, 9),
-                           wv = normal_values<float>(H * d * p, 0.05f, 10),
-                           wo = normal_values<float>(H * p * d, 0.02f, 11);
-  device_buffer<float> dU(u.size()), dWq(wq.size()), dWk(wk.size()), dWv(wv.size()), dWo(wo.size());
-  upload(dU, u);
-  upload(dWq, wq);
-  upload(dWk, wk);
-  upload(dWv, wv);
-  upload(dWo, wo);
+  const gpt2_layer layer;
+  const index N = gpt2_layer::N, p = gpt2_layer::p, H = gpt2_layer::H, d = gpt2_layer::d;
   device_buffer<float> b_out(N), log_out(N), upstream(N);
   device_buffer<int> dsign(N);
-  const suptok::attention_core_params attention{suptok::mask::strict, 0};
   std::vector<float> db(N, 0.f);  // d penalty / d b_t
-  for (index t = suptok::first_nontrivial(attention.causal_mask); t < N; ++t) db[t] = 1.f / float(N - 2);
+  for (index t = suptok::first_nontrivial(layer.attention.causal_mask); t < N; ++t) db[t] = 1.f / float(N - 2);
   upload(upstream, db);
-  device_buffer<float> gU(u.size()), gWq(wq.size()), gWk(wk.size()), gWv(wv.size()), gWo(wo.size());
-  const suptok::batched_view<const float> U{dU.data, 1, N, p, N * p, p};
-  const auto rows = [&](const float* data) { return suptok::batched_view<const float>{data, H, d, p, d * p, p}; };
+  device_buffer<float> gU(N * p), gWq(H * d * p), gWk(H * d * p), gWv(H * d * p), gWo(H * p * d);
   const auto grad_rows = [&](float* data) { return suptok::batched_view<float>{data, H, d, p, d * p, p}; };
-  const suptok::cuda_heads<float> heads{rows(dWq.data), rows(dWk.data), rows(dWv.data), {dWo.data, H, p, d, p * d, d}};
   const suptok::cuda_token_barrier<float> out{{b_out.data, 1, N, 1, N, 1}, {log_out.data, 1, N, 1, N, 1},
                                               {dsign.data, 1, N, 1, N, 1}};
   const suptok::cuda_barrier_gradients<float> grad{
       {gU.data, 1, N, p, N * p, p}, grad_rows(gWq.data), grad_rows(gWk.data), grad_rows(gWv.data),
       {gWo.data, H, p, d, p * d, d}};
   const suptok::jacobian_form form = suptok::jacobian_form::projected;
-  cublasHandle_t blas = nullptr;
-  suptok::detail::cublas_check(cublasCreate(&blas), "cublasCreate");
-  const suptok::cuda backend{nullptr, blas};
-  const std::size_t bytes = suptok::barrier_workspace_bytes(backend, 1, N, heads, attention, backward, form);
+  const suptok::cuda backend{nullptr, layer.blas};
+  const std::size_t bytes =
+      suptok::barrier_workspace_bytes(backend, 1, N, layer.heads(), layer.attention, backward, form);
   device_buffer<unsigned char> workspace(bytes);
   const double ms = median_ms(std::max(3, reps / 4), [&] {
     if (backward)
-      suptok::barrier_backward(backend, grad, out, {upstream.data, 1, N, 1, N, 1}, U, heads, suptok::barrier_params{},
-                               attention, workspace.data, bytes, form);
+      suptok::barrier_backward(backend, grad, out, {upstream.data, 1, N, 1, N, 1}, layer.U(), layer.heads(),
+                               suptok::barrier_params{}, layer.attention, workspace.data, bytes, form);
     else
-      suptok::barrier_per_token(backend, out, U, heads, suptok::barrier_params{}, attention, workspace.data, bytes,
-                                form);
+      suptok::barrier_per_token(backend, out, layer.U(), layer.heads(), suptok::barrier_params{}, layer.attention,
+                                workspace.data, bytes, form);
   });
-  cublasDestroy(blas);
-  const double flops =
-      double(H) * double(N) * double(N) * double(d * d) + double(N) * 2.0 / 3.0 * std::pow(double(n), 3);
+  const double flops = gpt2_layer::forward_flops();
   report(backward ? "layer_barrier_fwd_bwd" : "layer_barrier_fwd", "float", ms, backward ? 3 * flops : flops, bytes);
+}
+
+// layer_margins: every token's margins at GPT-2-small's width, projected form, default iteration.
+void layer_margins() {
+  const gpt2_layer layer;
+  const index N = gpt2_layer::N;
+  device_buffer<int> sign(N);
+  device_buffer<float> log_abs(N), sigma_min(N), signed_margin(N), sigma_max(N), kappa(N);
+  const auto column = [&](float* data) { return suptok::batched_view<float>{data, 1, N, 1, N, 1}; };
+  const suptok::cuda_token_margins<float> out{{sign.data, 1, N, 1, N, 1}, column(log_abs.data),
+                                              column(sigma_min.data),     column(signed_margin.data),
+                                              column(sigma_max.data),     column(kappa.data)};
+  const suptok::jacobian_form form = suptok::jacobian_form::projected;
+  const suptok::cuda backend{nullptr, layer.blas};
+  const std::size_t bytes = suptok::margins_workspace_bytes(backend, 1, N, layer.heads(), layer.attention, form);
+  device_buffer<unsigned char> workspace(bytes);
+  const double ms = median_ms(3, [&] {
+    suptok::token_margins(backend, out, layer.U(), layer.heads(), layer.attention, workspace.data, bytes, form);
+  });
+  report("layer_margins", "float", ms, gpt2_layer::forward_flops(), bytes);
 }
 
 }  // namespace
@@ -247,5 +287,6 @@ int main(int argc, char** argv) {
   barrier_moments(reps);
   layer_barrier(false, reps);
   layer_barrier(true, reps);
+  layer_margins();
   return 0;
 }

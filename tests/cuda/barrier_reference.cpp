@@ -6,6 +6,7 @@
 #include <suptok/likelihood/logdet.hpp>
 #include <suptok/likelihood/projected.hpp>
 
+#include <Eigen/LU>
 #include <Eigen/SVD>
 
 #include <algorithm>
@@ -65,6 +66,29 @@ token_values reference_barrier(const barrier_problem& pb, mask m, double tempera
       out.sigma_min.push_back(sigma(pb.p - 1));
       out.sigma_max.push_back(sigma(0));
       out.spread.push_back(term);
+    }
+  }
+  return out;
+}
+
+iterated_values reference_iterations(const barrier_problem& pb, mask m, double temperature,
+                                     const iteration_params& iteration) {
+  const heads<double> hs = problem_heads(pb);
+  iterated_values out;
+  for (index b = 0; b < pb.B; ++b) {
+    for (const matrix<double>& J : jacobian_blocks<double>(slice(pb.U, b, pb.N, pb.p), hs, {m, temperature})) {
+      const Eigen::PartialPivLU<matrix<double>> lu(J);
+      out.sigma_max.push_back(largest_singular_value<double>(
+          pb.p, [&](const vector<double>& x) -> vector<double> { return J * x; },
+          [&](const vector<double>& x) -> vector<double> { return J.transpose() * x; }, iteration));
+      out.sigma_min.push_back(log_det<double>(J).sign == 0
+                                  ? 0.0
+                                  : smallest_singular_value<double>(
+                                        pb.p, [&](const vector<double>& x) -> vector<double> { return lu.solve(x); },
+                                        [&](const vector<double>& x) -> vector<double> {
+                                          return lu.transpose().solve(x);
+                                        },
+                                        iteration));
     }
   }
   return out;

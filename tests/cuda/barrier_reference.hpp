@@ -6,6 +6,7 @@
 
 #include <suptok/attention/mask.hpp>
 #include <suptok/barrier/policy.hpp>
+#include <suptok/barrier/singular_values.hpp>
 
 #include <vector>
 
@@ -28,6 +29,16 @@ struct token_values {
 
 token_values reference_barrier(const barrier_problem& problem, mask m, double temperature,
                                const barrier_params& barrier);
+
+// Per token of every sequence: sigma_min and sigma_max of J_t by the CPU's iterations
+// (barrier/singular_values.hpp: inverse and power iteration on the general form's J_t and its
+// pivoted LU, in double) with `iteration`'s rule; sigma_min 0 where det J_t = 0.
+struct iterated_values {
+  std::vector<double> sigma_min, sigma_max;
+};
+
+iterated_values reference_iterations(const barrier_problem& problem, mask m, double temperature,
+                                     const iteration_params& iteration);
 
 // Per token of every sequence: max(1, |K_t|_2 / sigma_min(I - K_t)) for the projected form's
 // K_t (n, n), n = H d_v (docs/math.md section 2.3; likelihood/projected.hpp's projected_blocks):

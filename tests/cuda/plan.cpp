@@ -392,6 +392,29 @@ TEST_CASE("cuda projected barrier workspace: aligned buffers in order, each of i
   CHECK(bi.Y == bi.dCq + round(10 * 6 * 8));
   CHECK(bi.dVOt == bi.dKO + round(4 * 6 * 8));
   CHECK(bi.dQ == bi.dVOt + round(6 * 3 * 8));
+  // The margins' buffers: W at the backward's place, then Y_t and the iterations' vectors; Cp only
+  // for the inclusive mask, the backward's other buffers empty.
+  const detail::cuda_projected_layout g =
+      detail::projected_layout(2, 5, 3, 2, 4, 3, mask::strict, 4, detail::barrier_pass::margins);
+  CHECK(g.info == l.info);
+  CHECK(g.Inv == l.bytes);
+  CHECK(g.W == g.Inv_ptr);  // no Inv, Inv_ptr
+  CHECK(g.dW == g.W + round(3 * 6 * 4));
+  CHECK(g.Yt == g.dW);  // no dW ... Un
+  CHECK(g.Un == g.Yt);
+  CHECK(g.Cp == g.Yt + round(10 * 6 * 3 * 4));
+  CHECK(g.x == g.Cp);  // strict: no Cp
+  CHECK(g.y == g.x + round(10 * 3 * 4));
+  CHECK(g.t == g.y + round(10 * 3 * 4));
+  CHECK(g.v == g.t + round(10 * 3 * 4));
+  CHECK(g.v_ptr == g.v + round(10 * 6 * 4));
+  CHECK(g.state == g.v_ptr + round(10 * sizeof(void*)));
+  CHECK(g.bytes == g.state + round(10 * sizeof(detail::power_state<float>)));
+  const detail::cuda_projected_layout gi =
+      detail::projected_layout(2, 5, 3, 2, 4, 3, mask::inclusive, 8, detail::barrier_pass::margins);
+  CHECK(gi.x == gi.Cp + round(10 * 3 * 8));
+  CHECK(gi.bytes == gi.state + round(10 * sizeof(detail::power_state<double>)));
+  CHECK(b.Yt == b.bytes);  // the backward's layout: the margins' buffers are empty
   // N = 2^31: the weights alone are 2^62 elements.
   CHECK(test::thrown_by([] { detail::projected_layout(1, index(1) << 31, 768, 12, 64, 64, mask::strict, 4); })
             .argument == "U");
@@ -650,6 +673,59 @@ TEST_CASE("cuda margins: every argument check names its argument", "[cuda][plan]
       [&] { detail::validate_cuda_margins(wide_out, wide.U(), wide.heads(), {}, wide.workspace(), wide.bytes()); });
   CHECK(t.argument == "U");
   CHECK(t.contains("p <= 128"));
+}
+
+TEST_CASE("cuda margins forms: the projected form takes any p, automatic takes it past p = 128, its workspace "
+          "and iteration are checked", "[cuda][plan][errors]") {
+  using detail::resolve_cuda_margin_form;
+  CHECK(resolve_cuda_margin_form(jacobian_form::automatic, 128) == jacobian_form::general);
+  CHECK(resolve_cuda_margin_form(jacobian_form::automatic, 129) == jacobian_form::projected);
+  CHECK(resolve_cuda_margin_form(jacobian_form::projected, 8) == jacobian_form::projected);
+  CHECK(resolve_cuda_margin_form(jacobian_form::general, 700) == jacobian_form::general);
+  barrier_problem wide(1, 2, 130, 2, 3, 4);  // p = 130 > 128, n = 8
+  std::vector<float> columns(4 * 2);
+  const auto slot = [&](index k) { return batched_view<float>{columns.data() + 2 * k, 1, 2, 1, 2, 1}; };
+  const cuda_token_margins<float> out{wide.out().sign, wide.out().log_abs, slot(0), slot(1), slot(2), slot(3)};
+  const std::size_t bytes = wide.projected_bytes(detail::barrier_pass::margins);
+  CHECK(detail::cuda_margin_bytes(1, 2, wide.heads(), mask::strict, jacobian_form::projected) == bytes);
+  CHECK(detail::cuda_margin_bytes(1, 2, wide.heads(), mask::strict, jacobian_form::general) == wide.bytes());
+  CHECK(bytes > wide.projected_bytes());  // Y_t and the iterations' vectors beside the forward's buffers
+  wide.ws.resize(bytes / 8 + 64);
+  const auto validate = [&](jacobian_form form, const iteration_params& ip, std::size_t workspace_bytes) {
+    return detail::validate_cuda_margins(out, wide.U(), wide.heads(), {}, wide.workspace(), workspace_bytes, form, ip);
+  };
+  const auto named = [&](jacobian_form form, const iteration_params& ip, std::size_t workspace_bytes) {
+    return named_by([&] { validate(form, ip, workspace_bytes); });
+  };
+  CHECK(validate(jacobian_form::automatic, {}, bytes) == jacobian_form::projected);
+  CHECK(named(jacobian_form::projected, {}, bytes) == "<no error>");
+  CHECK(named(jacobian_form::automatic, {}, bytes) == "<no error>");
+  CHECK(named(jacobian_form::projected, {}, bytes - 1) == "workspace");
+  CHECK(named(jacobian_form::projected, {0, 1e-6}, bytes) == "iteration.max_iterations");
+  CHECK(named(jacobian_form::projected, {10, 0}, bytes) == "iteration.tolerance");
+  CHECK(named(jacobian_form::projected, {10, std::nan("")}, bytes) == "iteration.tolerance");
+  CHECK(named(jacobian_form(9), {}, bytes) == "form");
+  // The workspace queries' checks (barrier_workspace_bytes and margins_workspace_bytes).
+  const auto query = [&](index B, index N, const cuda_heads<float>& h, jacobian_form form) {
+    return named_by([&] { detail::validate_workspace_query(B, N, h, form); });
+  };
+  cuda_heads<float> headless = wide.heads();
+  headless.W_Q.batch = 0;
+  CHECK(query(1, 2, wide.heads(), jacobian_form::automatic) == "<no error>");
+  CHECK(query(0, 2, wide.heads(), jacobian_form::automatic) == "B");
+  CHECK(query(1, -1, wide.heads(), jacobian_form::automatic) == "N");
+  CHECK(query(1, 2, headless, jacobian_form::automatic) == "heads.W_Q");
+  CHECK(query(1, 2, wide.heads(), jacobian_form(5)) == "form");
+  // The packed form does not iterate: its iteration parameters are not read.
+  barrier_problem narrow(2, 5, 3, 2, 4, 2);
+  std::vector<float> narrow_columns(4 * 10);
+  const auto narrow_slot = [&](index k) {
+    return batched_view<float>{narrow_columns.data() + 10 * k, 2, 5, 1, 5, 1};
+  };
+  const cuda_token_margins<float> narrow_out{narrow.out().sign, narrow.out().log_abs, narrow_slot(0), narrow_slot(1),
+                                             narrow_slot(2), narrow_slot(3)};
+  CHECK(detail::validate_cuda_margins(narrow_out, narrow.U(), narrow.heads(), {}, narrow.workspace(), narrow.bytes(),
+                                      jacobian_form::automatic, {0, 0}) == jacobian_form::general);
 }
 
 }  // namespace suptok

@@ -91,10 +91,7 @@ inline void validate_analysis(const analysis_options& o) {
   validate_form(o.form, "options.form");
   require(o.margins == margin_method::estimate || o.margins == margin_method::exact, "options.margins",
           "unknown margin method");
-  require(o.iteration.max_iterations > 0, "options.iteration.max_iterations", "must be positive, got ",
-          o.iteration.max_iterations);
-  require(std::isfinite(o.iteration.tolerance) && o.iteration.tolerance > 0, "options.iteration.tolerance",
-          "must be finite and > 0, got ", o.iteration.tolerance);
+  validate_iteration(o.iteration, "options.iteration");
   const support_rule& r = o.support;
   require(r.rule == support_rule::kind::smallest || r.rule == support_rule::kind::within ||
               r.rule == support_rule::kind::barrier_fraction,

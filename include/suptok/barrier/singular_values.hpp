@@ -23,9 +23,11 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "../core/error.hpp"
 #include "../core/scalar_traits.hpp"
 #include "../core/view.hpp"
 
@@ -37,6 +39,13 @@ struct iteration_params {
 };
 
 namespace detail {
+
+// max_iterations > 0 and a finite tolerance > 0; errors name `name`.max_iterations or .tolerance.
+inline void validate_iteration(const iteration_params& ip, const std::string& name) {
+  require(ip.max_iterations > 0, name + ".max_iterations", "must be positive, got ", ip.max_iterations);
+  require(std::isfinite(ip.tolerance) && ip.tolerance > 0, name + ".tolerance", "must be finite and > 0, got ",
+          ip.tolerance);
+}
 
 // A fixed start vector with no special direction (sin(1), sin(2), ...), normalised.
 template <class S>

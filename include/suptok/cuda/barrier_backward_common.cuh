@@ -1,7 +1,8 @@
 // suptok/cuda/barrier_backward_common.cuh: what the packed (cuda/barrier_backward.cuh) and projected
-// (cuda/projected_backward.cuh) backwards of the CUDA barrier share: fills and copies, the
-// per-token gradient scale c_t and F_t = c_t J_t^{-1}, the softmax backward and the causal products
-// of the moments' backward (nvcc only).
+// (cuda/projected_backward.cuh) backwards of the CUDA barrier share: fills and copies (the
+// projected form's W among them, which its margins use as well), the per-token gradient scale c_t
+// and F_t = c_t J_t^{-1}, the softmax backward and the causal products of the moments' backward
+// (nvcc only).
 #pragma once
 
 #include <algorithm>
@@ -37,6 +38,22 @@ template <class S>
 struct zeros {
   __device__ S operator()(index, index, index) const { return S(0); }
 };
+// W = [W_O^0 ... W_O^{H-1}] as a (1, p, n) view.
+template <class S>
+struct concatenated_outputs {
+  batched_view<const S> W_O;
+  __device__ S operator()(index, index r, index c) const { return W_O.row(c / W_O.cols, r)[c % W_O.cols]; }
+};
+
+// W (p, n) = [W_O^0 ... W_O^{H-1}], n = H d_v: the projected form's output projections side by side.
+template <class S>
+void gather_outputs(const cuda_barrier_operands<S>& r, S* W) {
+  const index n = r.H * r.d_v;
+  const int threads = cuda_barrier_threads;
+  set_rows_kernel<<<blocks_for(r.p * n, threads * 8), threads, 0, r.stream>>>(
+      batched_view<S>{W, 1, r.p, n, r.p * n, n}, concatenated_outputs<S>{r.heads.W_O});
+  check_launch("set_rows_kernel launch (W)");
+}
 
 // c_t = db_t f'(z) z (db/dJ_t = c_t J_t^{-T}) from the forward's sign and log|det J_t|: -db_t on
 // the -log z branch, 0 under the clamp policy below eps, -db_t z / z0 under the extended policy
@@ -153,7 +170,7 @@ void backward_start(const cuda_barrier_operands<S>& r, index n, S* J, S* const* 
                     const batched_view<const S>& db, const cuda_token_barrier<S>& out, const barrier_params& barrier) {
   const index tokens = r.tokens;
   const int threads = cuda_barrier_threads;
-  block_pointers_kernel<S><<<blocks_for(tokens, threads), threads, 0, r.stream>>>(inv_ptr, inv, tokens, n);
+  block_pointers_kernel<S><<<blocks_for(tokens, threads), threads, 0, r.stream>>>(inv_ptr, inv, tokens, n * n);
   check_launch("block_pointers_kernel launch");
   inverse_batched<S>(r.blas, n, J_ptr, pivots, inv_ptr, info, tokens);
   block_gradient_kernel<S><<<unsigned(tokens), threads, 0, r.stream>>>(J, inv, db, out, r.N, n, barrier);

@@ -63,10 +63,11 @@ __global__ void causal_softmax_kernel(S* P, index rows, index N, mask m) {
   for (index s = lane; s < N; s += 32) r[s] = s < end ? exp(r[s] - top) / sum : S(0);
 }
 
+// pointers[i] = base + i * stride for i < count: the per-token arrays of cuBLAS's batched LU calls.
 template <class S>
-__global__ void block_pointers_kernel(S** pointers, S* J, index count, index p) {
+__global__ void block_pointers_kernel(S** pointers, S* base, index count, index stride) {
   const index i = index(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < count) pointers[i] = J + i * p * p;
+  if (i < count) pointers[i] = base + i * stride;
 }
 
 // From the LU of J_t (getrf: the factors in place, 1-based pivots): sign, log|det| and b_t. One
@@ -169,7 +170,7 @@ template <class S>
 void lu_log_dets(const cuda_barrier_operands<S>& r, S* J, S** J_ptr, int* pivots, int* info, index n,
                  const cuda_token_barrier<S>& out, const barrier_params& barrier) {
   const int threads = cuda_barrier_threads;
-  block_pointers_kernel<S><<<blocks_for(r.tokens, threads), threads, 0, r.stream>>>(J_ptr, J, r.tokens, n);
+  block_pointers_kernel<S><<<blocks_for(r.tokens, threads), threads, 0, r.stream>>>(J_ptr, J, r.tokens, n * n);
   check_launch("block_pointers_kernel launch");
   lu_batched<S>(r.blas, n, J_ptr, pivots, info, r.tokens);
   token_barrier_kernel<S><<<blocks_for(r.tokens, threads), threads, 0, r.stream>>>(out, J, pivots, r.N, n, barrier);

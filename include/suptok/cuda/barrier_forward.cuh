@@ -192,10 +192,7 @@ template <class S>
 std::size_t barrier_workspace_bytes(cuda, index B, index N, const cuda_heads<S>& heads,
                                     const attention_core_params& attention = {}, bool backward = false,
                                     jacobian_form form = jacobian_form::general) {
-  detail::require(B > 0, "B", "must be positive, got ", B);
-  detail::require(N > 0, "N", "must be positive, got ", N);
-  detail::require(heads.W_Q.batch > 0 && heads.W_Q.cols > 0, "heads.W_Q", "expected at least one head of p >= 1");
-  detail::validate_form(form, "form");
+  detail::validate_workspace_query(B, N, heads, form);
   return detail::cuda_barrier_bytes(B, N, heads, attention.causal_mask,
                                     backward ? detail::barrier_pass::backward : detail::barrier_pass::forward,
                                     detail::resolve_cuda_form(form, N, heads.W_Q.cols, heads));

@@ -50,8 +50,17 @@
 //   dQ, dK    (B, N, d_k)   one head's gradients of Q and K;  dVs, dKs (B, N, d_v), (B, N, d_k)
 //                           those of the centred values and keys
 //   Un        (B, N, p)     U, contiguous
+// The margins (token_margins(cuda, ..., jacobian_form::projected)) add instead, in the order listed:
+//   W         (p, n)        [W_O^0 ... W_O^{H-1}] (the backward's buffer, at its place)
+//   Yt        (B N, n, p)   Y_t, so that K_t = Y_t W and J_t = I_p - W Y_t
+//   Cp        (B, N, p)     q_t^T W_K^h / tau (inclusive mask only)
+//   x, y, t   (B N, p)      per token the iterated vector, its image and the transposed product
+//   v         (B N, n)      per token Y_t x or W^T y, solved in place by the LU of J'_t
+//   v_ptr     (B N)         pointers to the v of every token for the batched solve
+//   state     (B N)         per token the iteration's estimates (power_state)
 // For the GPT-2-small layer (B = 1, N = 1024, p = 768, H = 12, d_k = d_v = 64): about 2.5 GB in
-// float, J'_t's 2.4 GB of it; the backward adds about 2.7 GB (J'_t^{-1} and Y).
+// float, J'_t's 2.4 GB of it; the backward adds about 2.7 GB (J'_t^{-1} and Y), the margins about
+// 2.4 GB (Y_t).
 #pragma once
 
 #include <cstddef>
@@ -105,8 +114,17 @@ struct cuda_barrier_layout {
   std::size_t bytes = 0;  // the whole workspace
 };
 
-// Which call a workspace serves: the forward's buffers, or those and the backward's.
-enum class barrier_pass { forward, backward };
+// Which call a workspace serves: the forward's buffers, or those and the backward's or the
+// margins' (the projected form's; the packed margins need the forward's alone).
+enum class barrier_pass { forward, backward, margins };
+
+// One token's power iteration (barrier/singular_values.hpp): the last two estimates and their
+// last two changes, and whether it still iterates.
+template <class S>
+struct power_state {
+  S estimate, previous, change, previous_change;
+  int going;
+};
 
 // The packed form's layout for B sequences of N tokens, H heads of p and d_k, scalar of
 // scalar_bytes bytes; G and DG are empty under the strict mask, the backward's buffers for the
@@ -160,12 +178,13 @@ struct cuda_projected_layout {
   std::size_t J_ptr = 0, pivots = 0, info = 0;
   std::size_t Inv = 0, Inv_ptr = 0, W = 0, dW = 0, dP = 0, R = 0, e = 0, ones = 0, att = 0, ddv = 0, dCq = 0;
   std::size_t Y = 0, dPQ = 0, dKO = 0, dVOt = 0, dQ = 0, dK = 0, dVs = 0, dKs = 0, Un = 0;
+  std::size_t Yt = 0, Cp = 0, x = 0, y = 0, t = 0, v = 0, v_ptr = 0, state = 0;
   std::size_t bytes = 0;  // the whole workspace
 };
 
 // The projected form's layout for B sequences of N tokens, H heads of p, d_k and d_v, scalar of
 // scalar_bytes bytes; the inclusive mask's buffers are empty under the strict mask, the backward's
-// for the forward pass.
+// and the margins' for the passes that do not use them.
 inline cuda_projected_layout projected_layout(index B, index N, index p, index H, index d_k, index d_v, mask m,
                                               std::size_t scalar_bytes, barrier_pass pass = barrier_pass::forward) {
   const double tokens = double(B) * double(N), n = double(H) * double(d_v);
@@ -190,9 +209,10 @@ inline cuda_projected_layout projected_layout(index B, index N, index p, index H
   l.pivots = ws.take(tokens * n, sizeof(int));
   l.info = ws.take(tokens, sizeof(int));
   const double back = pass == barrier_pass::backward ? 1 : 0, back_inclusive = back * inclusive;
+  const double margins = pass == barrier_pass::margins ? 1 : 0;
   l.Inv = ws.take(back * tokens * n * n, s);
   l.Inv_ptr = ws.take(back * tokens, sizeof(void*));
-  l.W = ws.take(back * p * n, s);
+  l.W = ws.take((back + margins) * p * n, s);
   l.dW = ws.take(back * p * n, s);
   l.dP = ws.take(back * tokens * N, s);
   l.R = ws.take(back * tokens * w, s);
@@ -210,6 +230,15 @@ inline cuda_projected_layout projected_layout(index B, index N, index p, index H
   l.dVs = ws.take(back * tokens * d_v, s);
   l.dKs = ws.take(back * tokens * d_k, s);
   l.Un = ws.take(back * tokens * p, s);
+  l.Yt = ws.take(margins * tokens * n * p, s);
+  l.Cp = ws.take(margins * inclusive * tokens * p, s);
+  l.x = ws.take(margins * tokens * p, s);
+  l.y = ws.take(margins * tokens * p, s);
+  l.t = ws.take(margins * tokens * p, s);
+  l.v = ws.take(margins * tokens * n, s);
+  l.v_ptr = ws.take(margins * tokens, sizeof(void*));
+  l.state = ws.take(margins * tokens, scalar_bytes == sizeof(float) ? sizeof(power_state<float>)
+                                                                    : sizeof(power_state<double>));
   l.bytes = ws.bytes();
   return l;
 }

@@ -18,6 +18,7 @@
 
 #include "../attention/mask.hpp"
 #include "../barrier/policy.hpp"
+#include "../barrier/singular_values.hpp"
 #include "../likelihood/form.hpp"
 #include "attention_plan.hpp"
 #include "barrier_layout.hpp"
@@ -150,8 +151,7 @@ void require_cuda_width(const batched_view<const S>& U, index max_p, const char*
 // A workspace of at least `needed` bytes, non-null and aligned (its overlaps are checked with the
 // outputs').
 inline void validate_cuda_workspace(const void* workspace, std::size_t workspace_bytes, std::size_t needed) {
-  require(workspace != nullptr, "workspace", "null pointer (barrier_workspace_bytes gives the size: ", needed,
-          " bytes)");
+  require(workspace != nullptr, "workspace", "null pointer (the call needs ", needed, " bytes)");
   require(reinterpret_cast<std::uintptr_t>(workspace) % cuda_buffer_alignment == 0, "workspace",
           "must be aligned to ", cuda_buffer_alignment, " bytes (cudaMalloc's pointers are)");
   require(workspace_bytes >= needed, "workspace", "holds ", workspace_bytes, " bytes, the call needs ", needed);
@@ -196,6 +196,16 @@ std::size_t cuda_barrier_bytes(index B, index N, const cuda_heads<S>& heads, mas
   if (form == jacobian_form::projected)
     return projected_layout(B, N, p, H, d_k, heads.W_V.rows, m, sizeof(S), pass).bytes;
   return barrier_layout(B, N, p, H, d_k, m, sizeof(S), pass).bytes;
+}
+
+// The checks of the workspace queries (barrier_workspace_bytes, margins_workspace_bytes): B, N
+// positive, a head of p >= 1, a known form.
+template <class S>
+void validate_workspace_query(index B, index N, const cuda_heads<S>& heads, jacobian_form form) {
+  require(B > 0, "B", "must be positive, got ", B);
+  require(N > 0, "N", "must be positive, got ", N);
+  require(heads.W_Q.batch > 0 && heads.W_Q.cols > 0, "heads.W_Q", "expected at least one head of p >= 1");
+  validate_form(form, "form");
 }
 
 // The form (named `form`), then U and the heads (validate_cuda_barrier_operands) and, in the packed
@@ -273,17 +283,41 @@ jacobian_form validate_cuda_barrier_backward(const cuda_barrier_gradients<S>& gr
   return resolved;
 }
 
-// The checks of token_margins(cuda, ...): the attention parameters, U, the heads, p <=
-// cuda_max_margin_p (named `U`), the six outputs' extents (B, N, 1), the workspace (the
-// forward's size), then the address ranges: each output and the workspace apart from the inputs
-// and each other.
+// The form of the margins: general (the packed form, exact singular values of J_t held in shared
+// memory, p <= cuda_max_margin_p), projected (the iterations of cuda/projected_margins.cuh), or
+// automatic: the packed form where p <= cuda_max_margin_p, else the projected one.
+inline jacobian_form resolve_cuda_margin_form(jacobian_form form, index p) {
+  if (form != jacobian_form::automatic) return form;
+  return p <= cuda_max_margin_p ? jacobian_form::general : jacobian_form::projected;
+}
+
+// The workspace of token_margins(cuda, ...) in `form` (resolved): the packed forward's, or the
+// projected form's with the margins' buffers.
 template <class S>
-void validate_cuda_margins(const cuda_token_margins<S>& out, const batched_view<const S>& U,
-                           const cuda_heads<S>& heads, const attention_core_params& attention, const void* workspace,
-                           std::size_t workspace_bytes) {
+std::size_t cuda_margin_bytes(index B, index N, const cuda_heads<S>& heads, mask m, jacobian_form form) {
+  return form == jacobian_form::projected
+             ? cuda_barrier_bytes(B, N, heads, m, barrier_pass::margins, jacobian_form::projected)
+             : cuda_barrier_bytes(B, N, heads, m, barrier_pass::forward);
+}
+
+// The checks of token_margins(cuda, ...): the attention parameters, the form, the iteration's
+// parameters (the projected form's), U, the heads, p <= cuda_max_margin_p in the packed form (named
+// `U`), the six outputs' extents (B, N, 1), the workspace (the form's size), then the address
+// ranges: each output and the workspace apart from the inputs and each other. Returns the form,
+// automatic resolved.
+template <class S>
+jacobian_form validate_cuda_margins(const cuda_token_margins<S>& out, const batched_view<const S>& U,
+                                    const cuda_heads<S>& heads, const attention_core_params& attention,
+                                    const void* workspace, std::size_t workspace_bytes,
+                                    jacobian_form form = jacobian_form::general,
+                                    const iteration_params& iteration = {}) {
   validate_cuda_attention_params(attention);
+  validate_form(form, "form");
+  const jacobian_form resolved = resolve_cuda_margin_form(form, U.cols);
+  if (resolved == jacobian_form::projected) validate_iteration(iteration, "iteration");
   validate_cuda_barrier_operands(U, heads);
-  require_cuda_width(U, cuda_max_margin_p, "the margins keep J_t (p, p) in shared memory");
+  if (resolved == jacobian_form::general)
+    require_cuda_width(U, cuda_max_margin_p, "the packed form's margins keep J_t (p, p) in shared memory");
   const index B = U.batch, N = U.rows;
   validate_batched(out.sign, B, N, 1, "out.sign");
   validate_batched(out.log_abs, B, N, 1, "out.log_abs");
@@ -292,13 +326,14 @@ void validate_cuda_margins(const cuda_token_margins<S>& out, const batched_view<
   validate_batched(out.sigma_max, B, N, 1, "out.sigma_max");
   validate_batched(out.kappa, B, N, 1, "out.kappa");
   validate_cuda_workspace(workspace, workspace_bytes,
-                          cuda_barrier_bytes(U.batch, U.rows, heads, attention.causal_mask, barrier_pass::forward));
+                          cuda_margin_bytes(U.batch, U.rows, heads, attention.causal_mask, resolved));
   require_disjoint({span_of(U, "U"), span_of(heads.W_Q, "heads.W_Q"), span_of(heads.W_K, "heads.W_K"),
                     span_of(heads.W_V, "heads.W_V"), span_of(heads.W_O, "heads.W_O")},
                    {span_of(out.sign, "out.sign"), span_of(out.log_abs, "out.log_abs"),
                     span_of(out.sigma_min, "out.sigma_min"), span_of(out.signed_margin, "out.signed_margin"),
                     span_of(out.sigma_max, "out.sigma_max"), span_of(out.kappa, "out.kappa"),
                     span_of(workspace_view(workspace, workspace_bytes), "workspace")});
+  return resolved;
 }
 
 }  // namespace detail

@@ -43,6 +43,24 @@ void gemm_batched(cublasHandle_t blas, index rows, index cols, index inner, S al
   cublas_check(status, call);
 }
 
+// y_i = op(A_i) x_i for i < batch: A_i row-major (rows x cols) at A.data + i * A.stride,
+// transposed when A.trans; x_i at x + i * x_stride and y_i at y + i * y_stride, unit increments.
+template <class S>
+void gemv_batched(cublasHandle_t blas, index rows, index cols, const blas_operand<S>& A, const S* x,
+                  long long x_stride, S* y, long long y_stride, index batch, const char* call) {
+  const S one = 1, zero = 0;
+  // Row-major A_i is the column-major (cols x rows) A_i^T: A_i x takes it transposed.
+  const cublasOperation_t op = A.trans ? CUBLAS_OP_N : CUBLAS_OP_T;
+  cublasStatus_t status;
+  if constexpr (std::is_same_v<S, float>)
+    status = cublasSgemvStridedBatched(blas, op, int(cols), int(rows), &one, A.data, int(A.ld), A.stride, x, 1,
+                                       x_stride, &zero, y, 1, y_stride, int(batch));
+  else
+    status = cublasDgemvStridedBatched(blas, op, int(cols), int(rows), &one, A.data, int(A.ld), A.stride, x, 1,
+                                       x_stride, &zero, y, 1, y_stride, int(batch));
+  cublas_check(status, call);
+}
+
 // In-place pivoted LU of `batch` n x n matrices J[i] (any layout: det J^T = det J), pivots
 // (batch, n) 1-based as LAPACK's getrf, info (batch).
 template <class S>
@@ -66,6 +84,21 @@ void inverse_batched(cublasHandle_t blas, index n, const S* const* LU, const int
   else
     status = cublasDgetriBatched(blas, int(n), LU, int(n), pivots, inv, int(n), info, int(batch));
   cublas_check(status, "cublasXgetriBatched");
+}
+
+// Solves J_i v_i = b_i (J_i^T v_i = b_i when `transposed`) in place in b[i] (n elements), for
+// `batch` row-major n x n J_i whose LU lu_batched left in LU[i] (the LU of the column-major J_i^T).
+template <class S>
+void lu_solve_batched(cublasHandle_t blas, index n, const S* const* LU, const int* pivots, S* const* b,
+                      bool transposed, index batch, const char* call) {
+  const cublasOperation_t op = transposed ? CUBLAS_OP_N : CUBLAS_OP_T;
+  int info = 0;  // host: minus the position of an invalid argument
+  cublasStatus_t status;
+  if constexpr (std::is_same_v<S, float>)
+    status = cublasSgetrsBatched(blas, op, int(n), 1, LU, int(n), pivots, b, int(n), &info, int(batch));
+  else
+    status = cublasDgetrsBatched(blas, op, int(n), 1, LU, int(n), pivots, b, int(n), &info, int(batch));
+  cublas_check(info < 0 ? CUBLAS_STATUS_INVALID_VALUE : status, call);
 }
 
 // sum[k] = sum_{i < count} x[i * size + k] for k < size: `count` contiguous blocks of `size`

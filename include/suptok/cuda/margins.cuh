@@ -1,7 +1,9 @@
-// suptok/cuda/margins.cuh: the stability margins of every token on NVIDIA GPUs, packed form
-// (docs/math.md section 3; nvcc only). Shapes and checks: cuda/barrier_plan.hpp.
+// suptok/cuda/margins.cuh: the stability margins of every token on NVIDIA GPUs (docs/math.md
+// section 3; nvcc only): token_margins(cuda, ...) in the packed form below (exact singular values,
+// p <= 128) or the projected form (cuda/projected_margins.cuh: iterations, any p). Shapes and
+// checks: cuda/barrier_plan.hpp.
 //
-// Per call, in S (float or double), on the caller's stream:
+// Packed form, per call, in S (float or double), on the caller's stream:
 //   1. J_t for every token, as barrier_per_token(cuda, ...) forms them (cuda/barrier_forward.cuh);
 //   2. the singular values of every J_t by a one-sided Jacobi SVD (Hestenes), one block per token
 //      with J_t in shared memory. Its rows (the singular values of J_t^T are those of J_t) are
@@ -22,6 +24,7 @@
 #pragma once
 
 #include "barrier_forward.cuh"
+#include "projected_margins.cuh"
 
 namespace suptok {
 namespace detail {
@@ -104,20 +107,44 @@ __global__ void signed_margin_kernel(cuda_token_margins<S> out, index tokens, in
 
 }  // namespace detail
 
+// Bytes of workspace token_margins(cuda, ..., form) needs for B sequences of N tokens under
+// `heads` (cuda/barrier_layout.hpp): the packed forward's, or the projected form's with the
+// iterations' buffers (about twice its forward's: Y_t beside J'_t). Only the extents of the heads'
+// views are read.
+template <class S>
+std::size_t margins_workspace_bytes(cuda, index B, index N, const cuda_heads<S>& heads,
+                                    const attention_core_params& attention = {},
+                                    jacobian_form form = jacobian_form::general) {
+  detail::validate_workspace_query(B, N, heads, form);
+  return detail::cuda_margin_bytes(B, N, heads, attention.causal_mask,
+                                   detail::resolve_cuda_margin_form(form, heads.W_Q.cols));
+}
+
 // sign and log|det J_t|, sigma_min(J_t), sign(det J_t) sigma_min, sigma_max and kappa for every
-// token of the B sequences of U (B, N, p), p <= 128, under the heads (cuda/barrier_plan.hpp), on
-// the GPU in S = float or double. The workspace is the forward's
-// (barrier_workspace_bytes(cuda, B, N, heads, attention)). Enqueued on backend.stream; cuBLAS
-// through backend.blas; nothing allocated or synchronised. Throws suptok::error naming the argument
-// (before anything is enqueued) and suptok::cuda_error naming the CUDA or cuBLAS call that failed.
+// token of the B sequences of U (B, N, p) under the heads (cuda/barrier_plan.hpp), on the GPU in
+// S = float or double: in the packed form (jacobian_form::general, p <= 128) by the SVD above, in
+// the projected form (any p) by power and inverse iteration with `iteration`'s tolerance and
+// max_iterations steps (cuda/projected_margins.cuh), or automatic: packed where p <= 128. The
+// workspace: margins_workspace_bytes(cuda, B, N, heads, attention, form). Enqueued on
+// backend.stream; cuBLAS through backend.blas; nothing allocated or synchronised. Throws
+// suptok::error naming the argument (before anything is enqueued) and suptok::cuda_error naming
+// the CUDA or cuBLAS call that failed.
 template <class S>
 void token_margins(cuda backend, const cuda_token_margins<S>& out, const batched_view<const S>& U,
                    const cuda_heads<S>& heads, const attention_core_params& attention, void* workspace,
-                   std::size_t workspace_bytes) {
+                   std::size_t workspace_bytes, jacobian_form form = jacobian_form::general,
+                   const iteration_params& iteration = {}) {
   static_assert(std::is_same_v<S, float> || std::is_same_v<S, double>, "the CUDA margins compute in float or double");
   detail::require(backend.blas != nullptr, "backend.blas", "a cuBLAS handle is needed (cublasCreate)");
-  detail::validate_cuda_margins(out, U, heads, attention, workspace, workspace_bytes);
+  const jacobian_form resolved =
+      detail::validate_cuda_margins(out, U, heads, attention, workspace, workspace_bytes, form, iteration);
   const detail::blas_scope scope(backend.blas, backend.stream);
+  if (resolved == jacobian_form::projected) {
+    detail::projected_margins_pass(
+        detail::cuda_projected_run<S>(backend, U, heads, attention, workspace, detail::barrier_pass::margins), out,
+        iteration);
+    return;
+  }
   const detail::cuda_barrier_run<S> r(backend, U, heads, attention, workspace, detail::barrier_pass::forward);
   detail::barrier_jacobians(r);
   const std::size_t shared = detail::margin_shared_bytes(r.p, sizeof(S));

@@ -116,13 +116,7 @@ __global__ void projected_sources_kernel(S* dVs, S* dKs, const S* E, const S* Z,
   }
 }
 
-// set_rows_kernel's values: W = [W_O^0 ... W_O^{H-1}] as a (1, p, n) view, and head h' of dW_O
-// (H, p, d_v) from dW (p, n).
-template <class S>
-struct concatenated_outputs {
-  batched_view<const S> W_O;
-  __device__ S operator()(index, index r, index c) const { return W_O.row(c / W_O.cols, r)[c % W_O.cols]; }
-};
+// set_rows_kernel's values: head h' of dW_O (H, p, d_v) from dW (p, n).
 template <class S>
 struct output_blocks {
   const S* dW;
@@ -155,7 +149,10 @@ void projected_head_backward(const cuda_projected_run<S>& r, const cuda_barrier_
                              const char* call) {
     gemm_batched<S>(r.blas, p, n, inner, alpha, left, right, S(1), b.dW, n, 0, 1, call);
   };
-  if (recompute) projected_head_terms(r, h);
+  if (recompute) {
+    projected_head_terms(r, h);
+    if (r.m == mask::inclusive) inclusive_query_rows(r, complement_rows(r, h));
+  }
   // dX_t = -F^h_t^T PQ_h^T (into R);  dPQ_h = sum_t -X_t^T F^h_t^T
   gemm_batched<S>(r.blas, d_v, d_k, n, S(-1), {Fh, n, n * n, true}, {PQ_h, n, 0, true}, S(0), b.R, d_k, w, tokens,
                   "cublasXgemmStridedBatched(F^T PQ^T)");
@@ -220,8 +217,7 @@ void projected_backward_pass(const cuda_projected_run<S>& r, const cuda_barrier_
   set(grad.dW_K, zeros<S>{}, "set_rows_kernel launch (zeroing dW_K)");
   set(grad.dW_V, zeros<S>{}, "set_rows_kernel launch (zeroing dW_V)");
   set(batched_view<S>{b.dW, 1, r.p, r.n, r.p * r.n, r.n}, zeros<S>{}, "set_rows_kernel launch (zeroing dW)");
-  set(batched_view<S>{b.W, 1, r.p, r.n, r.p * r.n, r.n}, concatenated_outputs<S>{r.heads.W_O},
-      "set_rows_kernel launch (W)");
+  gather_outputs(r, b.W);
   for (index h = r.H - 1; h >= 0; --h) projected_head_backward(r, grad, h, h != r.H - 1);
   set(grad.dW_O, output_blocks<S>{b.dW, r.n, r.d_v}, "set_rows_kernel launch (dW_O)");
 }

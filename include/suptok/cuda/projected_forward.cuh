@@ -50,20 +50,23 @@ __global__ void cross_covariance_kernel(S* M, index N, index d_v, index d_k, mas
   for (index e = threadIdx.x; e < vk; e += blockDim.x) x[e] = single ? S(0) : x[e] - vbar[e / d_k] * kbar[e % d_k];
 }
 
-// Inclusive mask, head h's rows of J'_t (d_v, n): -= a_tt (VO_h + (v_t - vbar_t) c_t^T), c_t = Cq_t =
-// KO_h^T q_t (docs/math.md section 2.3). One block per token.
+// Inclusive mask, head h's rows (d_v, cols) of a per-token matrix target (B N, n, cols):
+// += sign a_tt (V + (v_t - vbar_t) c_t^T), V (d_v, cols) of row stride ldv, c_t (cols) the row of
+// C: for J'_t (sign -1) V = VO_h and c_t = KO_h^T q_t, for Y_t (sign +1) V = W_V^h and
+// c_t = W_K^h^T q_t / tau (docs/math.md section 2.3). One block per token.
 template <class S>
-__global__ void projected_inclusive_kernel(S* J, const S* P, const S* Z, const S* M, const S* VO_h, const S* Cq,
-                                           index N, index n, index d_v, index d_k, index h) {
+__global__ void projected_inclusive_kernel(S* target, index cols, S sign, const S* P, const S* Z, const S* M,
+                                           const S* V, index ldv, const S* C, index N, index n, index d_v, index d_k,
+                                           index h) {
   const index token = blockIdx.x, t = token % N, w = projected_moment_width(d_v, d_k), vk = d_v * d_k;
-  const S a_tt = P[token * N + t];
+  const S a = sign * P[token * N + t];
   const S* v = Z + token * w + vk;
   const S* vbar = M + token * w + vk;
-  const S* c = Cq + token * n;
-  S* rows = J + (token * n + h * d_v) * n;
-  for (index e = threadIdx.x; e < d_v * n; e += blockDim.x) {
-    const index i = e / n, j = e % n;
-    rows[e] -= a_tt * (VO_h[e] + (v[i] - vbar[i]) * c[j]);
+  const S* c = C + token * cols;
+  S* rows = target + (token * n + h * d_v) * cols;
+  for (index e = threadIdx.x; e < d_v * cols; e += blockDim.x) {
+    const index i = e / cols, j = e % cols;
+    rows[e] += a * (V[i * ldv + j] + (v[i] - vbar[i]) * c[j]);
   }
 }
 
@@ -75,6 +78,9 @@ struct cuda_projected_buffers {
   int *pivots, *info;
   S *Inv, *W, *dW, *dP, *R, *e, *ones, *att, *ddv, *dCq, *Y, *dPQ, *dKO, *dVOt, *dQ, *dK, *dVs, *dKs, *Un;
   S** Inv_ptr;
+  S *Yt, *Cp, *x, *y, *t, *v;
+  S** v_ptr;
+  power_state<S>* state;
 
   cuda_projected_buffers(void* workspace, const cuda_projected_layout& l) {
     char* base = static_cast<char*>(workspace);
@@ -88,6 +94,9 @@ struct cuda_projected_buffers {
     att = at(l.att), ddv = at(l.ddv), dCq = at(l.dCq), Y = at(l.Y), dPQ = at(l.dPQ), dKO = at(l.dKO);
     dVOt = at(l.dVOt), dQ = at(l.dQ), dK = at(l.dK), dVs = at(l.dVs), dKs = at(l.dKs), Un = at(l.Un);
     Inv_ptr = reinterpret_cast<S**>(base + l.Inv_ptr);
+    Yt = at(l.Yt), Cp = at(l.Cp), x = at(l.x), y = at(l.y), t = at(l.t), v = at(l.v);
+    v_ptr = reinterpret_cast<S**>(base + l.v_ptr);
+    state = reinterpret_cast<power_state<S>*>(base + l.state);
   }
 };
 
@@ -116,13 +125,12 @@ void times_outputs(const cuda_projected_run<S>& r, const batched_view<const S>& 
                     {Wo.data, Wo.row_stride, Wo.batch_stride}, S(0), out + h * W.rows * r.n, r.n, r.d_v, r.H, call);
 }
 
-// Step 3 for head h up to its terms: Q, K, the weights a_ts in P, Z, X_t in M and, under the
-// inclusive mask, q_t^T KO_h in Cq.
+// Step 3 for head h up to its terms: Q, K, the weights a_ts in P, Z and X_t in M.
 template <class S>
 void projected_head_terms(const cuda_projected_run<S>& r, index h) {
   const auto& Wk = r.heads.W_K;
   const auto& Wv = r.heads.W_V;
-  const index N = r.N, n = r.n, w = r.w, d_k = r.d_k, d_v = r.d_v, vk = d_v * d_k;
+  const index N = r.N, w = r.w, d_k = r.d_k, d_v = r.d_v, vk = d_v * d_k;
   const cuda_projected_buffers<S>& b = r.buf;
   const int threads = cuda_barrier_threads;
   attention_weights(r, h, b.Q, b.K, b.P);
@@ -136,29 +144,56 @@ void projected_head_terms(const cuda_projected_run<S>& r, index h) {
   causal_moments(r, b.P, b.Z, w, b.M);
   cross_covariance_kernel<S><<<unsigned(r.tokens), threads, 0, r.stream>>>(b.M, N, d_v, d_k, r.m);
   check_launch("cross_covariance_kernel launch");
-  if (r.m == mask::inclusive)
-    gemm_batched<S>(r.blas, N, n, d_k, S(1), {b.Q, d_k, N * d_k}, {b.KO + h * d_k * n, n, 0}, S(0), b.Cq, n, N * n,
-                    r.B, "cublasXgemmStridedBatched(q KO)");
 }
 
-// Step 3 for head h: its rows of every J'_t.
+// A per-token matrix (B N, n, cols) that head h's terms add rows to: rows of head h
+//   += sign (X_t q_factor [inclusive: + a_tt (v_factor + (v_t - vbar_t) (q_t^T k_factor))]),
+// the q and k factors (d_k, cols) scaled by `scale`, the v factor (d_v, cols), all shared by the
+// tokens (stride 0). J'_t = I - K_t and Y_t (K_t = Y_t W) are the two (step 3's J'_t and
+// cuda/projected_margins.cuh's Y_t).
 template <class S>
-void projected_head_rows(const cuda_projected_run<S>& r, index h) {
-  const index n = r.n, d_k = r.d_k, d_v = r.d_v;
+struct projected_rows {
+  S* target;
+  index cols;
+  blas_operand<S> q_factor, k_factor, v_factor;
+  S scale, sign, beta;  // beta: 1 adds to the target's rows, 0 sets them
+  S* c;                 // (B, N, cols): q_t^T k_factor scale (inclusive mask only)
+  const char *q_call, *k_call;
+};
+
+// J'_t's rows: PQ_h, KO_h and VO_h (cols n, their 1 / tau included), subtracted from I.
+template <class S>
+projected_rows<S> complement_rows(const cuda_projected_run<S>& r, index h) {
   const cuda_projected_buffers<S>& b = r.buf;
-  projected_head_terms(r, h);
-  gemm_batched<S>(r.blas, d_v, n, d_k, S(-1), {b.M, d_k, r.w}, {b.PQ + h * d_k * n, n, 0}, S(1), b.J + h * d_v * n, n,
-                  n * n, r.tokens, "cublasXgemmStridedBatched(X PQ)");
+  const index n = r.n;
+  return {b.J, n, {b.PQ + h * r.d_k * n, n}, {b.KO + h * r.d_k * n, n}, {b.VO + h * r.d_v * n, n}, S(1), S(-1), S(1),
+          b.Cq, "cublasXgemmStridedBatched(X PQ)", "cublasXgemmStridedBatched(q KO)"};
+}
+
+// Inclusive mask: c_t = q_t^T k_factor scale (cols) of every token into to.c, from head h's Q.
+template <class S>
+void inclusive_query_rows(const cuda_projected_run<S>& r, const projected_rows<S>& to) {
+  gemm_batched<S>(r.blas, r.N, to.cols, r.d_k, to.scale, {r.buf.Q, r.d_k, r.N * r.d_k}, to.k_factor, S(0), to.c,
+                  to.cols, r.N * to.cols, r.B, to.k_call);
+}
+
+// Step 3 for head h past its terms: its rows of the target.
+template <class S>
+void add_head_rows(const cuda_projected_run<S>& r, index h, const projected_rows<S>& to) {
+  const index N = r.N, n = r.n, d_k = r.d_k, d_v = r.d_v, cols = to.cols;
+  const cuda_projected_buffers<S>& b = r.buf;
+  gemm_batched<S>(r.blas, d_v, cols, d_k, to.sign * to.scale, {b.M, d_k, r.w}, to.q_factor, to.beta,
+                  to.target + h * d_v * cols, cols, n * cols, r.tokens, to.q_call);
   if (r.m != mask::inclusive) return;
+  inclusive_query_rows(r, to);
   projected_inclusive_kernel<S><<<unsigned(r.tokens), cuda_barrier_threads, 0, r.stream>>>(
-      b.J, b.P, b.Z, b.M, b.VO + h * d_v * n, b.Cq, r.N, n, d_v, d_k, h);
+      to.target, cols, to.sign, b.P, b.Z, b.M, to.v_factor.data, to.v_factor.ld, to.c, N, n, d_v, d_k, h);
   check_launch("projected_inclusive_kernel launch");
 }
 
-// Steps 1 to 4.
+// Steps 1 and 2, and J'_t = I.
 template <class S>
-void projected_forward_pass(const cuda_projected_run<S>& r, const cuda_token_barrier<S>& out,
-                            const barrier_params& barrier) {
+void projected_prepare(const cuda_projected_run<S>& r) {
   const cuda_projected_buffers<S>& b = r.buf;
   const int threads = cuda_barrier_threads;
   times_outputs(r, r.heads.W_Q, r.inv_tau, b.PQ, "cublasXgemmStridedBatched(PQ)");
@@ -170,7 +205,18 @@ void projected_forward_pass(const cuda_projected_run<S>& r, const cuda_token_bar
   check_launch("centre_kernel launch");
   identity_kernel<S><<<blocks_for(r.tokens * r.n * r.n, threads * 8), threads, 0, r.stream>>>(b.J, r.tokens, r.n);
   check_launch("identity_kernel launch");
-  for (index h = 0; h < r.H; ++h) projected_head_rows(r, h);
+}
+
+// Steps 1 to 4.
+template <class S>
+void projected_forward_pass(const cuda_projected_run<S>& r, const cuda_token_barrier<S>& out,
+                            const barrier_params& barrier) {
+  const cuda_projected_buffers<S>& b = r.buf;
+  projected_prepare(r);
+  for (index h = 0; h < r.H; ++h) {
+    projected_head_terms(r, h);
+    add_head_rows(r, h, complement_rows(r, h));
+  }
   lu_log_dets(r, b.J, b.J_ptr, b.pivots, b.info, r.n, out, barrier);
 }
 
