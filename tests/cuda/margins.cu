@@ -28,7 +28,8 @@
 //   log|det| within the projected barrier forward test's bound (the same code).
 // A double-precision numpy transcription of these steps, and one rounding every operation to
 // float, met at most 0.008 (double) and 0.32 (float) of that bound over 5907 tokens of problems
-// drawn like these; a transposed solve or a sign error errs by a fraction of |J_t - I| itself.
+// drawn like these; with the two solves' transposes swapped it exceeded the bound on 459 of 788
+// tokens in float (by up to 1147 times) and 755 of 788 in double.
 // Tokens with |det J_t| < e^-5 are left out, as in that test: their sign is ill-conditioned.
 #include <suptok/cuda.hpp>
 
