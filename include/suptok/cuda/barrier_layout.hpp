@@ -128,7 +128,7 @@ struct power_state {
 
 // The packed form's layout for B sequences of N tokens, H heads of p and d_k, scalar of
 // scalar_bytes bytes; G and DG are empty under the strict mask, the backward's buffers for the
-// forward pass.
+// forward and margins passes (the packed margins need the forward's buffers alone).
 inline cuda_barrier_layout barrier_layout(index B, index N, index p, index H, index d_k, mask m,
                                           std::size_t scalar_bytes, barrier_pass pass = barrier_pass::forward) {
   const double tokens = double(B) * double(N), w = double(barrier_packed_width(p));

@@ -291,13 +291,11 @@ inline jacobian_form resolve_cuda_margin_form(jacobian_form form, index p) {
   return p <= cuda_max_margin_p ? jacobian_form::general : jacobian_form::projected;
 }
 
-// The workspace of token_margins(cuda, ...) in `form` (resolved): the packed forward's, or the
-// projected form's with the margins' buffers.
+// The workspace of token_margins(cuda, ...) in `form` (resolved): the packed forward's (the packed
+// layout has no margins' buffers), or the projected form's with the margins' buffers.
 template <class S>
 std::size_t cuda_margin_bytes(index B, index N, const cuda_heads<S>& heads, mask m, jacobian_form form) {
-  return form == jacobian_form::projected
-             ? cuda_barrier_bytes(B, N, heads, m, barrier_pass::margins, jacobian_form::projected)
-             : cuda_barrier_bytes(B, N, heads, m, barrier_pass::forward);
+  return cuda_barrier_bytes(B, N, heads, m, barrier_pass::margins, form);
 }
 
 // The checks of token_margins(cuda, ...): the attention parameters, the form, the iteration's

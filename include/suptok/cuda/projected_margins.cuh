@@ -72,8 +72,22 @@ __device__ S block_scaled_norm(const S* v, index size) {
   largest = block_reduce(largest, nan_max{});
   if (!(largest > S(0)) || !isfinite(largest)) return largest;
   S sum = 0;
-  for (index i = threadIdx.x; i < size; i += blockDim.x) sum += (v[i] / largest) * (v[i] / largest);
+  for (index i = threadIdx.x; i < size; i += blockDim.x) {
+    const S scaled = v[i] / largest;
+    sum += scaled * scaled;
+  }
   return largest * sqrt(block_reduce(sum, add{}));
+}
+
+// out = a + sign b (size elements), normalised where its norm is positive; returns that norm
+// (block_scaled_norm), in every thread of the block.
+template <class S>
+__device__ S combine_normalised(S* out, const S* a, S sign, const S* b, index size) {
+  for (index i = threadIdx.x; i < size; i += blockDim.x) out[i] = a[i] + sign * b[i];
+  const S norm = block_scaled_norm(out, size);
+  if (norm > S(0))
+    for (index i = threadIdx.x; i < size; i += blockDim.x) out[i] /= norm;
+  return norm;
 }
 
 // x_t = (sin 1, ..., sin p) / |.| (start_vector of barrier/singular_values.hpp) and a fresh state
@@ -97,12 +111,7 @@ __global__ void iteration_estimate_kernel(power_state<S>* state, S* y, const S* 
   const index token = blockIdx.x;
   power_state<S>& st = state[token];
   if (!st.going) return;  // the whole block: st.going changes below, after every thread has read it
-  S* yt = y + token * p;
-  const S* xt = x + token * p;
-  for (index i = threadIdx.x; i < p; i += blockDim.x) yt[i] = xt[i] + sign * yt[i];
-  const S norm = block_scaled_norm(yt, p);
-  if (norm > S(0))
-    for (index i = threadIdx.x; i < p; i += blockDim.x) yt[i] /= norm;
+  const S norm = combine_normalised(y + token * p, x + token * p, sign, y + token * p, p);
   if (threadIdx.x != 0) return;
   st.previous = st.estimate;
   st.previous_change = st.change;
@@ -118,11 +127,7 @@ __global__ void iteration_direction_kernel(power_state<S>* state, S* x, const S*
   const index token = blockIdx.x;
   power_state<S>& st = state[token];
   if (!st.going) return;
-  S* xt = x + token * p;
-  for (index i = threadIdx.x; i < p; i += blockDim.x) xt[i] = y[token * p + i] + sign * t[token * p + i];
-  const S norm = block_scaled_norm(xt, p);
-  if (norm > S(0))
-    for (index i = threadIdx.x; i < p; i += blockDim.x) xt[i] /= norm;
+  const S norm = combine_normalised(x + token * p, y + token * p, sign, t + token * p, p);
   if (threadIdx.x != 0) return;
   if (!(norm > S(0))) {
     st.going = 0;
